@@ -1,0 +1,99 @@
+/**
+ * The seam between the SFTP protocol layer and the user's filesystem view. Everything here speaks SFTP's
+ * language (paths, files, directories, handles) and is already normalized, confined and policy-checked;
+ * the protocol layer never sees a bucket or a key. Errors are GatewayErrors (src/errors.ts).
+ */
+export interface FileStat {
+  type: 'file' | 'directory';
+  size: number;
+  mtime: Date;
+  /** Permission bits reported to clients (without the file-type bits). */
+  permissions: number;
+}
+
+export interface DirEntry {
+  name: string;
+  stat: FileStat;
+}
+
+export interface OpenFlags {
+  read: boolean;
+  write: boolean;
+  append: boolean;
+  create: boolean;
+  truncate: boolean;
+  exclusive: boolean;
+}
+
+export interface SetAttributes {
+  size?: number;
+  permissions?: number;
+  uid?: number;
+  gid?: number;
+  atime?: number;
+  mtime?: number;
+}
+
+export interface ReadHandle {
+  readonly kind: 'read';
+  readonly path: string;
+  /** Up to `length` bytes at `offset`; an empty buffer means end of file. */
+  read(offset: number, length: number): Promise<Buffer>;
+  stat(): Promise<FileStat>;
+  close(): Promise<void>;
+}
+
+export interface WriteHandle {
+  readonly kind: 'write';
+  readonly path: string;
+  /**
+   * Writes are applied in offset order whatever order they arrive in (a bounded reordering window, then
+   * a local spool). The caller issues write() calls in the order requests arrived, without awaiting one
+   * before the next; a slow promise is backpressure.
+   */
+  write(offset: number, data: Buffer): Promise<void>;
+  stat(): Promise<FileStat>;
+  setstat(attrs: SetAttributes): Promise<void>;
+  /** Makes the file visible (completes the upload). */
+  close(): Promise<void>;
+  /** Discards the upload (connection dropped); keep-partial mode completes with what arrived instead. */
+  abort(reason: string): Promise<void>;
+}
+
+export interface DirHandle {
+  readonly path: string;
+  /** The next batch of entries (at most `max`), or undefined at the end of the listing. */
+  next(max: number): Promise<DirEntry[] | undefined>;
+  close(): Promise<void>;
+}
+
+export interface StatFs {
+  blockSize: number;
+  fragmentSize: number;
+  blocks: number;
+  freeBlocks: number;
+  availableBlocks: number;
+  files: number;
+  freeFiles: number;
+  availableFiles: number;
+  nameMax: number;
+}
+
+export interface UserFileSystem {
+  /** The virtual path the session starts in, e.g. `/demo/home/alice` (PATH) or `/` (LOGICAL). */
+  readonly home: string;
+  /** Normalizes (resolving `.`, `..`, `//`, relative to home) without touching the store. */
+  resolve(path: string): string;
+  /** `resolve` plus a check that the result is reachable by this user. */
+  realpath(path: string): Promise<string>;
+  stat(path: string): Promise<FileStat>;
+  openDir(path: string): Promise<DirHandle>;
+  open(path: string, flags: OpenFlags): Promise<ReadHandle | WriteHandle>;
+  mkdir(path: string): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  remove(path: string): Promise<void>;
+  /** `overwrite` false is SFTP v3 RENAME (refuses an existing target); true is posix-rename@openssh.com. */
+  rename(from: string, to: string, overwrite: boolean): Promise<void>;
+  setstat(path: string, attrs: SetAttributes): Promise<void>;
+  statfs(path: string): Promise<StatFs>;
+}
