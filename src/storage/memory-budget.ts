@@ -1,0 +1,116 @@
+/**
+ * One process-wide pool of bytes that every upload part buffer and every read-ahead buffer draws from,
+ * so that memory is bounded globally and not per file: 100 concurrent uploads wait for each other instead
+ * of taking the process down. Waiting is the backpressure; a request is never refused for being busy.
+ */
+export type Release = () => void;
+
+export const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
+
+interface Waiter {
+  bytes: number;
+  resolve: (release: Release) => void;
+  reject: (err: unknown) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+export class MemoryBudget {
+  #limit: number;
+  #inUse = 0;
+  #queue: Waiter[] = [];
+
+  constructor(limit: number = DEFAULT_MEMORY_BUDGET) {
+    if (!Number.isFinite(limit) || limit <= 0)
+      throw new RangeError(`memory budget must be positive: ${limit}`);
+    this.#limit = Math.floor(limit);
+  }
+
+  get limit(): number {
+    return this.#limit;
+  }
+
+  get inUse(): number {
+    return this.#inUse;
+  }
+
+  /** Requests currently waiting for memory (a metric for "the budget is the bottleneck"). */
+  get waiting(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * Resolves with a release function once `bytes` fit. Waiters are served strictly in arrival order, so a
+   * large request is not starved by a stream of small ones. A request larger than the whole budget is
+   * clamped to it: it proceeds alone rather than waiting forever.
+   */
+  acquire(bytes: number, signal?: AbortSignal): Promise<Release> {
+    const n = this.#clamp(bytes);
+    if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
+    if (this.#queue.length === 0 && this.#inUse + n <= this.#limit) {
+      return Promise.resolve(this.#grant(n));
+    }
+    return new Promise<Release>((resolve, reject) => {
+      const waiter: Waiter = { bytes: n, resolve, reject };
+      if (signal) {
+        waiter.signal = signal;
+        waiter.onAbort = () => {
+          const i = this.#queue.indexOf(waiter);
+          if (i >= 0) this.#queue.splice(i, 1);
+          reject(signal.reason ?? new Error('aborted'));
+          // Removing a large waiter at the head may unblock smaller ones behind it.
+          this.#drain();
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.#queue.push(waiter);
+    });
+  }
+
+  /** Grants at once or not at all; never jumps the queue. For optional work such as read-ahead. */
+  tryAcquire(bytes: number): Release | undefined {
+    const n = this.#clamp(bytes);
+    if (this.#queue.length === 0 && this.#inUse + n <= this.#limit) return this.#grant(n);
+    return undefined;
+  }
+
+  #clamp(bytes: number): number {
+    if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`invalid byte count: ${bytes}`);
+    return Math.min(Math.ceil(bytes), this.#limit);
+  }
+
+  #grant(n: number): Release {
+    this.#inUse += n;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#inUse -= n;
+      this.#drain();
+    };
+  }
+
+  #drain(): void {
+    while (this.#queue.length > 0) {
+      const head = this.#queue[0]!;
+      if (this.#inUse + head.bytes > this.#limit) return;
+      this.#queue.shift();
+      if (head.signal && head.onAbort) head.signal.removeEventListener('abort', head.onAbort);
+      head.resolve(this.#grant(head.bytes));
+    }
+  }
+}
+
+let shared: MemoryBudget | undefined;
+
+/** The process-wide budget. Configure it once at startup, before the first store is created. */
+export function sharedMemoryBudget(): MemoryBudget {
+  shared ??= new MemoryBudget();
+  return shared;
+}
+
+export function configureSharedMemoryBudget(limit: number): MemoryBudget {
+  if (shared && shared.inUse > 0) throw new Error('the memory budget cannot be replaced while in use');
+  shared = new MemoryBudget(limit);
+  return shared;
+}
