@@ -97,12 +97,19 @@ export interface ObjectStore {
   /** Opens a reader pinned to `info` (from head); the store picks read-ahead or exact ranges. */
   openReader(bucket: string, key: string, info: ObjectInfo): Promise<ObjectReader>;
   /** A byte range [start, end) as a stream (end omitted: to the end). The caller consumes or destroys it. */
-  getStream(bucket: string, key: string, range: { start: number; end?: number; etag?: string }): Promise<Readable>;
+  getStream(
+    bucket: string,
+    key: string,
+    range: { start: number; end?: number; etag?: string },
+  ): Promise<Readable>;
   /** Writes a small object (directory markers, files that fit one part) at once. */
   put(bucket: string, key: string, body: Buffer, options?: Omit<WriterOptions, 'base'>): Promise<ObjectInfo>;
   createWriter(bucket: string, key: string, options?: WriterOptions): ObjectWriter;
   /** Server-side copy; `source.etag` pins the version copied when given. */
-  copy(source: { bucket: string; key: string; etag?: string }, target: { bucket: string; key: string }): Promise<ObjectInfo>;
+  copy(
+    source: { bucket: string; key: string; etag?: string },
+    target: { bucket: string; key: string },
+  ): Promise<ObjectInfo>;
   /** Deletes keys (missing ones are ignored). Batches internally. */
   delete(bucket: string, keys: string[]): Promise<void>;
   statfs(bucket: string): Promise<StoreStatfs>;

@@ -1,0 +1,166 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { isMap, LineCounter, type Node, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { type AuthorizedKey, parseAuthorizedKey } from '../auth/public-keys.js';
+import { configSchema, type RawConfig, type UserConfig } from './schema.js';
+
+/** One line per problem, `FILE:LINE:COL: field: what is wrong`, so an operator can jump to it. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export interface User extends Omit<UserConfig, 'SshPublicKeys' | 'SshPublicKeyBody'> {
+  keys: AuthorizedKey[];
+}
+
+export interface GatewayConfig extends Omit<RawConfig, 'users'> {
+  /** Absolute path of the file this came from. */
+  file: string;
+  users: Map<string, User>;
+}
+
+type Path = (string | number)[];
+
+/** Loads and validates a config file; throws ConfigError listing every problem found. */
+export function loadConfig(file: string): GatewayConfig {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`${file}: cannot read config file: ${(e as NodeJS.ErrnoException).code ?? e}`]);
+  }
+  return parseConfig(text, absolute);
+}
+
+/** Validates config text; `file` names it in messages and anchors relative paths. */
+export function parseConfig(text: string, file: string): GatewayConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number | undefined) => {
+    if (offset === undefined) return `${file}:1:1`;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => `${at(e.pos[0])}: ${e.message.split('\n')[0]}`));
+  }
+  /** The position of the deepest node that exists along `p` (a missing field points at its parent). */
+  const positionOf = (p: Path): string => {
+    for (let n = p.length; n >= 0; n--) {
+      const node = doc.getIn(p.slice(0, n), true) as Node | undefined;
+      if (node && typeof node === 'object' && 'range' in node && node.range) return at(node.range[0]);
+    }
+    return at(undefined);
+  };
+  const keyPositionOf = (parent: Path, key: string): string => {
+    const map = doc.getIn(parent, true);
+    const pair = isMap(map)
+      ? map.items.find((it) => (it.key as { value?: unknown })?.value === key)
+      : undefined;
+    const range = (pair?.key as Node | undefined)?.range;
+    return range ? at(range[0]) : positionOf(parent);
+  };
+  const problem = (p: Path, message: string) =>
+    `${positionOf(p)}: ${formatPath(p) || '(top level)'}: ${message}`;
+
+  const data = doc.toJS() ?? {};
+  if (doc.contents && !isMap(doc.contents))
+    throw new ConfigError([problem([], 'expected a mapping of settings')]);
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.flatMap((i) =>
+        // An unknown key is reported at the key itself, one line each, not at its parent mapping.
+        i.code === 'unrecognized_keys'
+          ? i.keys.map(
+              (k) =>
+                `${keyPositionOf(i.path as Path, k)}: ${formatPath([...(i.path as Path), k])}: unknown field`,
+            )
+          : [problem(i.path as Path, describeIssue(i))],
+      ),
+    );
+  }
+  const raw = parsed.data;
+  const problems: string[] = [];
+  const users = new Map<string, User>();
+  raw.users.forEach((u, index) => {
+    const { SshPublicKeys, SshPublicKeyBody, ...rest } = u;
+    if (users.has(u.UserName))
+      problems.push(problem(['users', index, 'UserName'], `duplicate user "${u.UserName}"`));
+    const keys: AuthorizedKey[] = [];
+    const addKey = (line: string, p: Path) => {
+      try {
+        const key = parseAuthorizedKey(line);
+        if (!keys.some((k) => k.blob.equals(key.blob))) keys.push(key);
+      } catch (e) {
+        problems.push(problem(p, (e as Error).message));
+      }
+    };
+    SshPublicKeys?.forEach((k, i) => {
+      if (typeof k === 'string') addKey(k, ['users', index, 'SshPublicKeys', i]);
+      else addKey(k.SshPublicKeyBody, ['users', index, 'SshPublicKeys', i, 'SshPublicKeyBody']);
+    });
+    if (SshPublicKeyBody !== undefined) addKey(SshPublicKeyBody, ['users', index, 'SshPublicKeyBody']);
+    if (u.HomeDirectoryType === 'LOGICAL' && u.HomeDirectoryMappings) {
+      const root = u.HomeDirectoryMappings.findIndex((m) => m.Entry === '/');
+      if (root >= 0 && u.HomeDirectoryMappings.length > 1) {
+        problems.push(
+          problem(
+            ['users', index, 'HomeDirectoryMappings', root, 'Entry'],
+            'an Entry of "/" must be the only mapping',
+          ),
+        );
+      }
+      u.HomeDirectoryMappings.forEach((m, i) => {
+        if (m.Target.length > 1 && m.Target.endsWith('/')) {
+          problems.push(
+            problem(['users', index, 'HomeDirectoryMappings', i, 'Target'], 'must not end with /'),
+          );
+        }
+      });
+    }
+    users.set(u.UserName, { ...rest, keys });
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const dir = path.dirname(file);
+  const resolve = (p: string) => path.resolve(dir, p);
+  const storage =
+    raw.storage.type === 'local'
+      ? {
+          ...raw.storage,
+          root: resolve(raw.storage.root),
+          tempDir: raw.storage.tempDir && resolve(raw.storage.tempDir),
+        }
+      : raw.storage;
+  return {
+    ...raw,
+    file,
+    server: { ...raw.server, hostKeys: raw.server.hostKeys.map(resolve) },
+    storage,
+    users,
+  };
+}
+
+function formatPath(p: Path): string {
+  return p.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return issue.input === undefined ? 'required' : `expected ${issue.expected}`;
+    default:
+      return issue.message;
+  }
+}
+
+/** Which file to load: --config, then SFTP_GATEWAY_CONFIG, then config/gateway.yaml. */
+export function configPathFrom(argv: { config?: string }, env: NodeJS.ProcessEnv): string {
+  return argv.config ?? env['SFTP_GATEWAY_CONFIG'] ?? 'config/gateway.yaml';
+}

@@ -1,0 +1,152 @@
+import { z } from 'zod';
+
+/**
+ * The config file's schema. User fields keep AWS Transfer's names and constraints (CreateUser in the API
+ * model), so that `aws transfer describe-user` output moves over unchanged. Unknown keys are errors: a
+ * typo must not silently turn a setting off.
+ */
+
+// CreateUser: UserName `^[\w][\w@.-]{2,99}$`
+const userName = z
+  .string()
+  .regex(/^[\w][\w@.-]{2,99}$/, '3-100 characters of letters, digits, _ @ . -, not starting with - . or @');
+
+// HomeDirectory `^$|/.*`, at most 1024. We need the `/bucket/prefix` form.
+const homeDirectory = z
+  .string()
+  .max(1024, 'at most 1024 characters')
+  .regex(/^\/[^/]+(\/.*)?$/, 'must be /bucket or /bucket/prefix');
+
+const tag = z.strictObject({
+  Key: z.string().min(1).max(128),
+  Value: z.string().max(256),
+});
+
+const sshKeyEntry = z.union([
+  z.string().min(1, 'empty key'),
+  // describe-user's output shape
+  z.looseObject({ SshPublicKeyBody: z.string().min(1), SshPublicKeyId: z.string().optional() }),
+]);
+
+const mapping = z.strictObject({
+  Entry: z.string().regex(/^\/.*/, 'must start with /').max(1024),
+  Target: z.string().regex(/^\/.*/, 'must start with /').max(1024),
+  Type: z.enum(['FILE', 'DIRECTORY']).optional(),
+});
+
+export const userSchema = z
+  .strictObject({
+    UserName: userName,
+    HomeDirectory: homeDirectory.optional(),
+    HomeDirectoryType: z.enum(['PATH', 'LOGICAL']).default('PATH'),
+    HomeDirectoryMappings: z.array(mapping).min(1).max(50000).optional(),
+    SshPublicKeys: z.array(sshKeyEntry).max(50).optional(),
+    SshPublicKeyBody: z.string().max(2048).optional(),
+    Role: z
+      .string()
+      .regex(/^arn:.*role\/\S+$/, 'must be an IAM role ARN (arn:...:role/name)')
+      .optional(),
+    Policy: z.union([z.string().max(2048), z.record(z.string(), z.unknown())]).optional(),
+    Tags: z.array(tag).max(50, 'at most 50 tags').optional(),
+    PosixProfile: z.looseObject({ Uid: z.number(), Gid: z.number() }).optional(),
+    ServerId: z.string().optional(),
+    Description: z.string().optional(),
+  })
+  .superRefine((u, ctx) => {
+    if (u.HomeDirectoryType === 'PATH' && !u.HomeDirectory) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HomeDirectory'],
+        message: 'required for HomeDirectoryType PATH',
+      });
+    }
+    if (u.HomeDirectoryType === 'LOGICAL' && !u.HomeDirectoryMappings) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HomeDirectoryMappings'],
+        message: 'required for HomeDirectoryType LOGICAL',
+      });
+    }
+  });
+
+const seconds = z.number().int().positive();
+
+export const serverSchema = z.strictObject({
+  host: z.string().default('0.0.0.0'),
+  port: z.number().int().min(0).max(65535).default(2222),
+  hostKeys: z.array(z.string().min(1)).min(1).default(['state/ssh_host_ed25519_key']),
+  /** PreAuthenticationLoginBanner in the managed service. */
+  banner: z.string().max(4096).optional(),
+  maxAuthTries: z.number().int().min(1).default(6),
+  loginGraceTimeSeconds: seconds.default(120),
+  idleTimeoutSeconds: seconds.default(1800),
+  maxChannelsPerConnection: z.number().int().min(1).default(10),
+  /** ENABLE_NO_OP (accept and ignore mode/times, the default here) or DEFAULT (refuse them, as the managed service does on S3). */
+  setStatOption: z.enum(['ENABLE_NO_OP', 'DEFAULT']).default('ENABLE_NO_OP'),
+  shutdownDeadlineSeconds: z.number().min(0).default(30),
+  proxyProtocol: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      trustedSources: z.array(z.string()).default([]),
+      timeoutSeconds: z.number().positive().default(5),
+    })
+    .default({ enabled: false, trustedSources: [], timeoutSeconds: 5 }),
+});
+
+export const localStorageSchema = z.strictObject({
+  type: z.literal('local'),
+  root: z.string().min(1),
+  /** Where partial uploads and spools live; default `<root>/.sftp-gateway-tmp`. */
+  tempDir: z.string().optional(),
+});
+
+export const s3StorageSchema = z.strictObject({
+  type: z.literal('s3'),
+  region: z.string().min(1).default('us-east-1'),
+  endpoint: z.url().optional(),
+  forcePathStyle: z.boolean().optional(),
+  credentials: z
+    .strictObject({
+      accessKeyId: z.string().min(1),
+      secretAccessKey: z.string().min(1),
+      sessionToken: z.string().optional(),
+    })
+    .optional(),
+  partSizeMiB: z.number().int().min(5).max(5120).optional(),
+  uploadConcurrency: z.number().int().min(1).max(64).optional(),
+  copyPartThresholdMiB: z.number().int().min(5).optional(),
+  multipartMaxAgeHours: z.number().positive().optional(),
+  checksums: z.boolean().optional(),
+  compatibility: z.union([z.enum(['aws', 'plain']), z.record(z.string(), z.boolean())]).optional(),
+});
+
+export const storageSchema = z.discriminatedUnion('type', [localStorageSchema, s3StorageSchema]);
+
+export const configSchema = z.strictObject({
+  server: serverSchema.default(serverSchema.parse({})),
+  storage: storageSchema.default({ type: 'local', root: 'data' }),
+  /** Memory for every upload part buffer and read-ahead buffer together, MiB. */
+  memoryBudgetMiB: z.number().int().min(16).default(256),
+  /** PARTIAL_CLOSE: on a dropped connection, keep what arrived instead of discarding it. */
+  keepPartialUploads: z.boolean().default(false),
+  /** Out-of-order writes beyond the in-memory window go to a spool file of at most this size per file. */
+  spoolMaxMiB: z.number().int().min(0).default(1024),
+  logging: z
+    .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info') })
+    .default({
+      level: 'info',
+    }),
+  metrics: z
+    .union([
+      z.literal(false),
+      z.strictObject({ host: z.string().default('127.0.0.1'), port: z.number().int() }),
+    ])
+    .default({ host: '127.0.0.1', port: 9100 }),
+  users: z.array(userSchema).default([]),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type UserConfig = z.infer<typeof userSchema>;
+export type StorageConfig = z.infer<typeof storageSchema>;
+export type S3StorageSettings = z.infer<typeof s3StorageSchema>;
+export type ServerConfig = z.infer<typeof serverSchema>;

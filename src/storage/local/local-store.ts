@@ -1,0 +1,477 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, type Dirent } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { GatewayError, notFound } from '../../errors.js';
+import type {
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  ObjectReader,
+  ObjectStore,
+  ObjectWriter,
+  StoreStatfs,
+  WriterOptions,
+} from '../object-store.js';
+
+export interface LocalStoreOptions {
+  /** Each top-level folder is a bucket: bucket `demo`, key `x/y` -> `<root>/demo/x/y`. */
+  root: string;
+  /** Uploads in progress; default `<root>/.sftp-gateway-tmp` (a name no bucket can have). */
+  tempDir?: string;
+}
+
+const TEMP_NAME = '.sftp-gateway-tmp';
+/** Temp files older than this at start are leftovers of a crash. */
+const STALE_TEMP_MS = 24 * 3600 * 1000;
+
+/**
+ * The embedded default store: objects are files under a root folder. It gives the S3 store's guarantees
+ * (an upload is invisible until complete, then appears atomically by rename) with object semantics: a
+ * key `a/b/` (a directory marker) is a folder, a key `a/b` a file. Because a folder is its own marker,
+ * a folder stays after its last file is removed, where on S3 an unmarked prefix would vanish.
+ */
+export class LocalStore implements ObjectStore {
+  readonly kind = 'local' as const;
+  readonly root: string;
+  private readonly tempDir: string;
+  private readonly openWriters = new Set<LocalWriter>();
+
+  constructor(options: LocalStoreOptions) {
+    this.root = path.resolve(options.root);
+    this.tempDir = path.resolve(options.tempDir ?? path.join(this.root, TEMP_NAME));
+  }
+
+  /** Creates the root and temp folders and removes stale temp files left by a crash. */
+  async init(): Promise<void> {
+    await fs.mkdir(this.root, { recursive: true });
+    await fs.mkdir(this.tempDir, { recursive: true });
+    const now = Date.now();
+    for (const name of await fs.readdir(this.tempDir)) {
+      const file = path.join(this.tempDir, name);
+      const st = await fs.stat(file).catch(() => undefined);
+      if (st && now - st.mtimeMs > STALE_TEMP_MS) await fs.rm(file, { force: true });
+    }
+  }
+
+  async bucketExists(bucket: string): Promise<boolean> {
+    const st = await fs.stat(this.bucketPath(bucket)).catch(() => undefined);
+    return st?.isDirectory() ?? false;
+  }
+
+  async head(bucket: string, key: string): Promise<ObjectInfo | undefined> {
+    const file = this.filePath(bucket, key);
+    const st = await fs.stat(file).catch(() => undefined);
+    if (!st) return undefined;
+    const isMarker = key.endsWith('/');
+    if (isMarker !== st.isDirectory()) return undefined;
+    return infoOf(key, st);
+  }
+
+  async list(bucket: string, options: ListOptions): Promise<ListPage> {
+    await this.requireBucket(bucket);
+    const max = Math.max(1, Math.min(options.maxKeys ?? 1000, 1000));
+    const after = options.continuationToken;
+    const page: ListPage = { objects: [], prefixes: [] };
+    let count = 0;
+    let last: string | undefined;
+    for await (const entry of this.walk(bucket, options.prefix, options.delimiter === '/')) {
+      if (after !== undefined && compareKeys(entry.key, after) <= 0) continue;
+      if (count === max) {
+        page.nextToken = last;
+        break;
+      }
+      if (entry.kind === 'prefix') page.prefixes.push(entry.key);
+      else page.objects.push(entry.info);
+      last = entry.key;
+      count++;
+    }
+    return page;
+  }
+
+  /**
+   * Yields the keys under `prefix` in segment-wise order (a folder's marker before its contents), which is
+   * the order continuation tokens compare in. With `fold`, sub-folders come back as prefixes.
+   */
+  private async *walk(
+    bucket: string,
+    prefix: string,
+    fold: boolean,
+  ): AsyncGenerator<{ kind: 'object'; key: string; info: ObjectInfo } | { kind: 'prefix'; key: string }> {
+    const slash = prefix.lastIndexOf('/');
+    const dirKey = prefix.slice(0, slash + 1);
+    const namePrefix = prefix.slice(slash + 1);
+    if (dirKey !== '' && namePrefix === '') {
+      const marker = await this.head(bucket, dirKey);
+      if (marker) yield { kind: 'object', key: dirKey, info: marker };
+    }
+    yield* this.walkDir(bucket, dirKey, namePrefix, fold);
+  }
+
+  private async *walkDir(
+    bucket: string,
+    dirKey: string,
+    namePrefix: string,
+    fold: boolean,
+  ): AsyncGenerator<{ kind: 'object'; key: string; info: ObjectInfo } | { kind: 'prefix'; key: string }> {
+    let entries: Dirent[];
+    try {
+      entries = await fs.readdir(this.filePath(bucket, dirKey), { withFileTypes: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw storeError('list', e);
+    }
+    const names = entries
+      .filter((d) => d.name.startsWith(namePrefix) && !(dirKey === '' && d.name === TEMP_NAME))
+      .sort((a, b) => compareKeys(a.name, b.name));
+    for (const d of names) {
+      const key = dirKey + d.name;
+      if (d.isDirectory()) {
+        if (fold) {
+          yield { kind: 'prefix', key: `${key}/` };
+        } else {
+          const marker = await this.head(bucket, `${key}/`);
+          if (marker) yield { kind: 'object', key: `${key}/`, info: marker };
+          yield* this.walkDir(bucket, `${key}/`, '', false);
+        }
+      } else if (d.isFile()) {
+        const st = await fs.stat(this.filePath(bucket, key)).catch(() => undefined);
+        if (st?.isFile()) yield { kind: 'object', key, info: infoOf(key, st) };
+      }
+    }
+  }
+
+  async openReader(bucket: string, key: string, info: ObjectInfo): Promise<ObjectReader> {
+    const handle = await fs.open(this.filePath(bucket, key), 'r').catch((e) => {
+      throw (e as NodeJS.ErrnoException).code === 'ENOENT'
+        ? notFound(`${bucket}/${key}`)
+        : storeError('open', e);
+    });
+    const st = await handle.stat();
+    if (infoOf(key, st).etag !== info.etag) {
+      await handle.close();
+      throw new GatewayError('PreconditionFailed', `${bucket}/${key} changed since it was opened`);
+    }
+    // The descriptor keeps reading the version it opened even if a new upload is renamed over it.
+    return {
+      read: async (offset, length) => {
+        if (offset >= st.size) return Buffer.alloc(0);
+        const buf = Buffer.allocUnsafe(Math.min(length, st.size - offset));
+        let filled = 0;
+        while (filled < buf.length) {
+          const { bytesRead } = await handle.read(buf, filled, buf.length - filled, offset + filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+        return filled === buf.length ? buf : buf.subarray(0, filled);
+      },
+      close: () => handle.close(),
+    };
+  }
+
+  async getStream(
+    bucket: string,
+    key: string,
+    range: { start: number; end?: number; etag?: string },
+  ): Promise<Readable> {
+    const file = this.filePath(bucket, key);
+    const st = await fs.stat(file).catch(() => undefined);
+    if (!st?.isFile()) throw notFound(`${bucket}/${key}`);
+    if (range.etag && infoOf(key, st).etag !== range.etag) {
+      throw new GatewayError('PreconditionFailed', `${bucket}/${key} changed since it was opened`);
+    }
+    if (range.end !== undefined && range.end <= range.start)
+      return createReadStream(file, { start: 1, end: 0 });
+    return createReadStream(file, {
+      start: range.start,
+      end: range.end === undefined ? undefined : range.end - 1,
+    });
+  }
+
+  async put(
+    bucket: string,
+    key: string,
+    body: Buffer,
+    options: Omit<WriterOptions, 'base'> = {},
+  ): Promise<ObjectInfo> {
+    await this.requireBucket(bucket);
+    if (key.endsWith('/')) {
+      const dir = this.filePath(bucket, key);
+      await mkdirp(dir, bucket, key);
+      return infoOf(key, await fs.stat(dir));
+    }
+    const writer = this.createWriter(bucket, key, options);
+    try {
+      await writer.write(body);
+      return await writer.complete();
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+  }
+
+  createWriter(bucket: string, key: string, options: WriterOptions = {}): ObjectWriter {
+    if (key.endsWith('/') || key === '')
+      throw new GatewayError('InvalidPath', `not a file key: ${bucket}/${key}`);
+    const writer = new LocalWriter(this, bucket, key, options, path.join(this.tempDir, tempName()));
+    this.openWriters.add(writer);
+    writer.done.finally(() => this.openWriters.delete(writer));
+    return writer;
+  }
+
+  async copy(
+    source: { bucket: string; key: string; etag?: string },
+    target: { bucket: string; key: string },
+  ): Promise<ObjectInfo> {
+    await this.requireBucket(target.bucket);
+    const from = this.filePath(source.bucket, source.key);
+    const temp = path.join(this.tempDir, tempName());
+    try {
+      await fs.copyFile(from, temp);
+      if (source.etag) {
+        const st = await fs.stat(from);
+        if (infoOf(source.key, st).etag !== source.etag) {
+          throw new GatewayError(
+            'PreconditionFailed',
+            `${source.bucket}/${source.key} changed during the copy`,
+          );
+        }
+      }
+      return await this.publish(temp, target.bucket, target.key, false);
+    } catch (e) {
+      await fs.rm(temp, { force: true });
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`${source.bucket}/${source.key}`);
+      throw storeError('copy', e);
+    }
+  }
+
+  async delete(bucket: string, keys: string[]): Promise<void> {
+    for (const key of keys) {
+      const file = this.filePath(bucket, key);
+      try {
+        if (key.endsWith('/')) await fs.rmdir(file);
+        else await fs.unlink(file);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // A folder with contents outlives the removal of its marker, as an S3 prefix does.
+        if (
+          code === 'ENOENT' ||
+          code === 'ENOTEMPTY' ||
+          code === 'EEXIST' ||
+          code === 'EISDIR' ||
+          code === 'ENOTDIR'
+        ) {
+          continue;
+        }
+        throw storeError('delete', e);
+      }
+    }
+  }
+
+  async statfs(): Promise<StoreStatfs> {
+    const st = await fs.statfs(this.root);
+    return {
+      blockSize: st.bsize,
+      totalBlocks: st.blocks,
+      freeBlocks: st.bavail,
+      totalFiles: st.files,
+      freeFiles: st.ffree,
+      nameMax: 255,
+    };
+  }
+
+  async check(): Promise<void> {
+    const st = await fs.stat(this.root).catch(() => undefined);
+    if (!st?.isDirectory())
+      throw new GatewayError('StoreUnavailable', `storage root ${this.root} is not a directory`);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.openWriters].map((w) => w.abort('store closed')));
+  }
+
+  /** Moves a finished temp file into place; with `exclusive`, fails if the key exists. */
+  async publish(temp: string, bucket: string, key: string, exclusive: boolean): Promise<ObjectInfo> {
+    const file = this.filePath(bucket, key);
+    await mkdirp(path.dirname(file), bucket, key);
+    const st = await fs.stat(file).catch(() => undefined);
+    if (st?.isDirectory()) throw new GatewayError('IsADirectory', `is a directory: /${bucket}/${key}`);
+    if (exclusive) {
+      // link() fails if the target exists, which makes the check and the publish one atomic step.
+      await fs.link(temp, file).catch((e) => {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+          throw new GatewayError('AlreadyExists', `already exists: /${bucket}/${key}`);
+        throw e;
+      });
+      await fs.unlink(temp);
+    } else {
+      await fs.rename(temp, file);
+    }
+    return infoOf(key, await fs.stat(file));
+  }
+
+  private async requireBucket(bucket: string): Promise<void> {
+    if (!(await this.bucketExists(bucket))) throw new GatewayError('NotFound', `no such bucket: ${bucket}`);
+  }
+
+  private bucketPath(bucket: string): string {
+    if (!isSafeSegment(bucket) || bucket.startsWith('.'))
+      throw new GatewayError('InvalidPath', `invalid bucket name: ${bucket}`);
+    return path.join(this.root, bucket);
+  }
+
+  /** Defence in depth: vfs already confines paths, but a key must never reach outside its bucket. */
+  filePath(bucket: string, key: string): string {
+    const segments = key.split('/');
+    if (key.endsWith('/')) segments.pop();
+    if (key !== '' && !segments.every(isSafeSegment))
+      throw new GatewayError('InvalidPath', `invalid key: ${key}`);
+    return path.join(this.bucketPath(bucket), ...segments);
+  }
+}
+
+class LocalWriter implements ObjectWriter {
+  private handle: Promise<fs.FileHandle>;
+  private written = 0;
+  private state: 'open' | 'completed' | 'aborted' = 'open';
+  private resolveDone!: () => void;
+  readonly done = new Promise<void>((r) => {
+    this.resolveDone = r;
+  });
+
+  constructor(
+    private readonly store: LocalStore,
+    private readonly bucket: string,
+    private readonly key: string,
+    private readonly options: WriterOptions,
+    private readonly temp: string,
+  ) {
+    this.handle = this.start();
+    this.handle.catch(() => undefined);
+  }
+
+  get size(): number {
+    return this.written;
+  }
+
+  private async start(): Promise<fs.FileHandle> {
+    const base = this.options.base;
+    if (base && base.length > 0) {
+      // Copy only the requested prefix of the base object.
+      const source = this.store.filePath(this.bucket, base.info.key);
+      await fs.copyFile(source, this.temp).catch((e) => {
+        throw (e as NodeJS.ErrnoException).code === 'ENOENT'
+          ? notFound(base.info.key)
+          : storeError('append', e);
+      });
+      await fs.truncate(this.temp, base.length);
+      this.written = base.length;
+      return fs.open(this.temp, 'r+');
+    }
+    return fs.open(this.temp, 'wx');
+  }
+
+  async write(data: Buffer): Promise<void> {
+    if (this.state !== 'open')
+      throw new GatewayError('Failure', `upload of ${this.key} is already ${this.state}`);
+    const handle = await this.handle;
+    const offset = this.written;
+    this.written += data.length;
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await handle.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+
+  async complete(): Promise<ObjectInfo> {
+    if (this.state !== 'open')
+      throw new GatewayError('Failure', `upload of ${this.key} is already ${this.state}`);
+    this.state = 'completed';
+    try {
+      await (await this.handle).close();
+      return await this.store.publish(this.temp, this.bucket, this.key, this.options.ifNoneMatch ?? false);
+    } catch (e) {
+      await fs.rm(this.temp, { force: true });
+      throw e instanceof GatewayError ? e : storeError('complete upload', e);
+    } finally {
+      this.resolveDone();
+    }
+  }
+
+  async completePartial(): Promise<ObjectInfo | undefined> {
+    if (this.state !== 'open') return undefined;
+    return this.complete();
+  }
+
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    await this.handle.then((h) => h.close()).catch(() => undefined);
+    await fs.rm(this.temp, { force: true });
+    this.resolveDone();
+  }
+}
+
+function infoOf(
+  key: string,
+  st: { size: number; mtime: Date; mtimeMs: number; ino: number; isDirectory(): boolean },
+): ObjectInfo {
+  const size = st.isDirectory() ? 0 : st.size;
+  return {
+    key,
+    size,
+    lastModified: st.mtime,
+    etag: `"${st.ino.toString(16)}-${size.toString(16)}-${Math.round(st.mtimeMs * 1000).toString(16)}"`,
+  };
+}
+
+function isSafeSegment(s: string): boolean {
+  return (
+    s !== '' &&
+    s !== '.' &&
+    s !== '..' &&
+    !s.includes('\0') &&
+    !s.includes(path.sep) &&
+    Buffer.byteLength(s) <= 255
+  );
+}
+
+/** Segment-wise key order: `a/` and everything under it sort before `a-b`, as a folder walk yields them. */
+export function compareKeys(a: string, b: string): number {
+  const sa = a.split('/');
+  const sb = b.split('/');
+  for (let i = 0; i < Math.min(sa.length, sb.length); i++) {
+    if (sa[i] !== sb[i]) return Buffer.compare(Buffer.from(sa[i]!), Buffer.from(sb[i]!));
+  }
+  return sa.length - sb.length;
+}
+
+async function mkdirp(dir: string, bucket: string, key: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true }).catch((e) => {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw new GatewayError('NotADirectory', `a file is in the way of /${bucket}/${key}`);
+    }
+    throw storeError('mkdir', e);
+  });
+}
+
+function tempName(): string {
+  return `upload-${Date.now()}-${randomBytes(8).toString('hex')}`;
+}
+
+function storeError(operation: string, e: unknown): GatewayError {
+  if (e instanceof GatewayError) return e;
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'EACCES' || err.code === 'EPERM') {
+    return new GatewayError('PermissionDenied', `local store ${operation}: permission denied`, { cause: e });
+  }
+  if (err.code === 'ENOSPC')
+    return new GatewayError('QuotaExceeded', `local store ${operation}: no space left`, { cause: e });
+  return new GatewayError('Failure', `local store ${operation} failed: ${err.code ?? err.message}`, {
+    cause: e,
+  });
+}

@@ -1,0 +1,443 @@
+import {
+  alreadyExists,
+  GatewayError,
+  isADirectory,
+  isGatewayError,
+  notADirectory,
+  notEmpty,
+  notFound,
+  permissionDenied,
+  unsupported,
+} from '../errors.js';
+import type { ListPage, ObjectInfo, ObjectStore } from '../storage/object-store.js';
+import type { AccessControl, FsAction } from './access.js';
+import type { Namespace, Resolution } from './namespace.js';
+import { baseName, dirPrefix, joinPath, normalizePath, parentOf, type StoreLocation } from './paths.js';
+import type {
+  DirEntry,
+  DirHandle,
+  FileStat,
+  OpenFlags,
+  ReadHandle,
+  SetAttributes,
+  StatFs,
+  UserFileSystem,
+  WriteHandle,
+} from './types.js';
+import { ObjectWriteHandle, type WriteEndResult } from './write-handle.js';
+
+export interface ObjectFileSystemOptions {
+  store: ObjectStore;
+  namespace: Namespace;
+  access: AccessControl;
+  /** ENABLE_NO_OP accepts and ignores mode, owner and times; DEFAULT refuses them (the managed service on S3). */
+  setStatOption: 'ENABLE_NO_OP' | 'DEFAULT';
+  keepPartial: boolean;
+  spoolDir: string;
+  spoolMaxBytes: number;
+  reorderWindowBytes?: number;
+  /** Concurrent copies while renaming a directory. */
+  renameConcurrency?: number;
+  /** Audit hook for each file handle that ends. */
+  onWriteEnd?: (path: string, result: WriteEndResult) => void;
+}
+
+const DIR_PERMISSIONS = 0o744;
+const FILE_PERMISSIONS = 0o644;
+const EPOCH = new Date(0);
+/** A positive "this directory exists" answer is reused this long, to spare a request per small upload. */
+const DIR_CACHE_MS = 3000;
+
+type Located = { path: string; location: StoreLocation; fileOnly: boolean };
+
+/**
+ * A user's filesystem over an object store: paths are normalized and mapped (PATH or LOGICAL) and every
+ * operation is checked before any store call. Directories are key prefixes, made explicit by a zero-byte
+ * `dir/` marker that mkdir writes; a directory exists if its marker or any key below it does.
+ */
+export class ObjectFileSystem implements UserFileSystem {
+  readonly home: string;
+  private readonly store: ObjectStore;
+  private readonly dirCache = new Map<string, number>();
+
+  constructor(private readonly options: ObjectFileSystemOptions) {
+    this.store = options.store;
+    this.home = options.namespace.home;
+  }
+
+  resolve(path: string): string {
+    return normalizePath(path, this.home);
+  }
+
+  async realpath(path: string): Promise<string> {
+    return this.resolve(path);
+  }
+
+  async stat(path: string): Promise<FileStat> {
+    const p = this.resolve(path);
+    const r = this.options.namespace.resolve(p);
+    if (r.kind === 'none') throw notFound(p);
+    if (r.kind === 'virtual') return dirStat(EPOCH);
+    const located = { path: p, location: r.location, fileOnly: r.fileOnly };
+    this.check('stat', located);
+    return this.statLocated(located);
+  }
+
+  async openDir(path: string): Promise<DirHandle> {
+    const p = this.resolve(path);
+    const r = this.options.namespace.resolve(p);
+    if (r.kind === 'none') throw notFound(p);
+    if (r.kind === 'virtual') return this.virtualDir(p, r.entries);
+    if (r.fileOnly) throw notADirectory(p);
+    const located = { path: p, location: r.location, fileOnly: false };
+    this.check('list', located);
+    const st = await this.statLocated(located);
+    if (st.type !== 'directory') throw notADirectory(p);
+    return new PrefixDirHandle(p, this.store, r.location);
+  }
+
+  async open(path: string, flags: OpenFlags): Promise<ReadHandle | WriteHandle> {
+    const located = this.locate(path);
+    if (flags.read && flags.write) {
+      throw unsupported(`${located.path}: opening a file for reading and writing at once is not supported`);
+    }
+    if (!flags.write) return this.openRead(located);
+    return this.openWrite(located, flags);
+  }
+
+  private async openRead(located: Located): Promise<ReadHandle> {
+    this.check('read', located);
+    const { bucket, key } = located.location;
+    const info = key === '' ? undefined : await this.store.head(bucket, key);
+    if (!info) {
+      if ((await this.statLocated(located).catch(() => undefined))?.type === 'directory')
+        throw isADirectory(located.path);
+      throw notFound(located.path);
+    }
+    const reader = await this.store.openReader(bucket, key, info);
+    return {
+      kind: 'read',
+      path: located.path,
+      read: (offset, length) => reader.read(offset, length),
+      stat: async () => fileStat(info),
+      close: () => reader.close(),
+    };
+  }
+
+  private async openWrite(located: Located, flags: OpenFlags): Promise<WriteHandle> {
+    this.check('write', located);
+    const { bucket, key } = located.location;
+    if (key === '') throw isADirectory(located.path);
+    const [existing, parent] = await Promise.all([
+      this.store.head(bucket, key),
+      located.fileOnly ? Promise.resolve<FileStat | undefined>(dirStat(EPOCH)) : this.parentStat(located),
+    ]);
+    if (!existing) {
+      if (await this.isDirectory(located)) throw isADirectory(located.path);
+      if (!flags.create) throw notFound(located.path);
+      if (parent?.type !== 'directory') throw notFound(parentOf(located.path));
+    } else if (flags.exclusive && flags.create) {
+      throw alreadyExists(located.path);
+    }
+    return new ObjectWriteHandle({
+      path: located.path,
+      store: this.store,
+      location: located.location,
+      existing: existing && !flags.truncate ? existing : undefined,
+      append: flags.append,
+      exclusive: flags.exclusive && flags.create,
+      keepPartial: this.options.keepPartial,
+      reorderWindowBytes: this.options.reorderWindowBytes ?? 8 * 1024 * 1024,
+      spoolDir: this.options.spoolDir,
+      spoolMaxBytes: this.options.spoolMaxBytes,
+      onEnd: (result) => {
+        this.dirCache.clear();
+        this.options.onWriteEnd?.(located.path, result);
+      },
+    });
+  }
+
+  async mkdir(path: string): Promise<void> {
+    const located = this.locate(path);
+    if (located.fileOnly || located.location.key === '') throw alreadyExists(located.path);
+    this.check('mkdir', located);
+    const [self, parent] = await Promise.all([
+      this.statLocated(located).catch((e) => (isGatewayError(e, 'NotFound') ? undefined : Promise.reject(e))),
+      this.parentStat(located),
+    ]);
+    if (self) throw alreadyExists(located.path);
+    if (parent?.type !== 'directory') throw notFound(parentOf(located.path));
+    const { bucket, key } = located.location;
+    await this.store.put(bucket, `${key}/`, Buffer.alloc(0));
+  }
+
+  async rmdir(path: string): Promise<void> {
+    const located = this.locate(path);
+    const { bucket, key } = located.location;
+    if (key === '' || located.fileOnly) throw permissionDenied(`cannot remove ${located.path}`);
+    this.check('rmdir', located);
+    const st = await this.statLocated(located);
+    if (st.type !== 'directory') throw notADirectory(located.path);
+    const page = await this.store.list(bucket, { prefix: `${key}/`, delimiter: '/', maxKeys: 2 });
+    if (page.prefixes.length > 0 || page.objects.some((o) => o.key !== `${key}/`))
+      throw notEmpty(located.path);
+    await this.store.delete(bucket, [`${key}/`]);
+    this.dirCache.clear();
+  }
+
+  async remove(path: string): Promise<void> {
+    const located = this.locate(path);
+    const { bucket, key } = located.location;
+    if (key === '') throw isADirectory(located.path);
+    this.check('delete', located);
+    const info = await this.store.head(bucket, key);
+    if (!info) {
+      if (await this.isDirectory(located)) throw isADirectory(located.path);
+      throw notFound(located.path);
+    }
+    await this.store.delete(bucket, [key]);
+  }
+
+  async rename(from: string, to: string, overwrite: boolean): Promise<void> {
+    const source = this.locate(from);
+    const target = this.locate(to);
+    if (source.path === target.path) return;
+    if (source.location.key === '' || target.location.key === '') {
+      throw permissionDenied(
+        `cannot rename ${source.path} to ${target.path}: bucket roots cannot be renamed`,
+      );
+    }
+    if (target.path.startsWith(`${source.path}/`)) {
+      throw new GatewayError('InvalidPath', `cannot move ${source.path} into itself`);
+    }
+    this.check('read', source);
+    this.check('delete', source);
+    this.check('write', target);
+    const [srcStat, dstStat, dstParent] = await Promise.all([
+      this.statLocated(source),
+      this.statLocated(target).catch((e) => (isGatewayError(e, 'NotFound') ? undefined : Promise.reject(e))),
+      this.parentStat(target),
+    ]);
+    if (dstParent?.type !== 'directory') throw notFound(parentOf(target.path));
+    if (srcStat.type === 'file') {
+      if (dstStat?.type === 'directory') throw isADirectory(target.path);
+      if (dstStat && !overwrite) throw alreadyExists(target.path);
+      const info = await this.store.head(source.location.bucket, source.location.key);
+      if (!info) throw notFound(source.path);
+      await this.store.copy(
+        { bucket: source.location.bucket, key: source.location.key, etag: info.etag },
+        target.location,
+      );
+      await this.store.delete(source.location.bucket, [source.location.key]);
+      return;
+    }
+    if (dstStat) throw alreadyExists(target.path);
+    await this.renameDirectory(source.location, target.location);
+    this.dirCache.clear();
+  }
+
+  /** Copies every key under the prefix with bounded concurrency, then deletes the originals. */
+  private async renameDirectory(from: StoreLocation, to: StoreLocation): Promise<void> {
+    const concurrency = this.options.renameConcurrency ?? 8;
+    const srcPrefix = `${from.key}/`;
+    const dstPrefix = `${to.key}/`;
+    const copied: string[] = [];
+    let token: string | undefined;
+    let sawMarker = false;
+    do {
+      const page = await this.store.list(from.bucket, { prefix: srcPrefix, continuationToken: token });
+      const queue = [...page.objects];
+      const worker = async () => {
+        for (let o = queue.shift(); o; o = queue.shift()) {
+          const suffix = o.key.slice(srcPrefix.length);
+          if (suffix === '') sawMarker = true;
+          if (o.key.endsWith('/')) await this.store.put(to.bucket, dstPrefix + suffix, Buffer.alloc(0));
+          else
+            await this.store.copy(
+              { bucket: from.bucket, key: o.key, etag: o.etag },
+              { bucket: to.bucket, key: dstPrefix + suffix },
+            );
+          copied.push(o.key);
+        }
+      };
+      await Promise.all(Array.from({ length: concurrency }, worker));
+      token = page.nextToken;
+    } while (token);
+    if (!sawMarker) await this.store.put(to.bucket, dstPrefix, Buffer.alloc(0));
+    // Children before their folders, so that a local store's folders are empty when their marker goes.
+    copied.sort((a, b) => b.length - a.length);
+    for (let i = 0; i < copied.length; i += 1000)
+      await this.store.delete(from.bucket, copied.slice(i, i + 1000));
+  }
+
+  async setstat(path: string, attrs: SetAttributes): Promise<void> {
+    const located = this.locate(path);
+    const st = await this.statLocated(located);
+    const changesMetadata =
+      attrs.permissions !== undefined ||
+      attrs.uid !== undefined ||
+      attrs.mtime !== undefined ||
+      attrs.atime !== undefined;
+    if (changesMetadata && this.options.setStatOption === 'DEFAULT') {
+      throw unsupported(`${located.path}: changing mode, owner or times is not supported on object storage`);
+    }
+    if (attrs.size !== undefined && attrs.size !== st.size) {
+      if (st.type === 'directory') throw isADirectory(located.path);
+      if (attrs.size !== 0) throw unsupported(`${located.path}: only truncation to size 0 is supported`);
+      this.check('write', located);
+      await this.store.put(located.location.bucket, located.location.key, Buffer.alloc(0));
+    }
+  }
+
+  async statfs(path: string): Promise<StatFs> {
+    const p = this.resolve(path);
+    const r = this.options.namespace.resolve(p);
+    const bucket = r.kind === 'store' ? r.location.bucket : undefined;
+    const s = bucket ? await this.store.statfs(bucket) : await this.store.statfs('');
+    return {
+      blockSize: s.blockSize,
+      fragmentSize: s.blockSize,
+      blocks: s.totalBlocks,
+      freeBlocks: s.freeBlocks,
+      availableBlocks: s.freeBlocks,
+      files: s.totalFiles,
+      freeFiles: s.freeFiles,
+      availableFiles: s.freeFiles,
+      nameMax: s.nameMax,
+    };
+  }
+
+  private locate(path: string): Located {
+    const p = this.resolve(path);
+    const r: Resolution = this.options.namespace.resolve(p);
+    if (r.kind === 'none') throw notFound(p);
+    if (r.kind === 'virtual') throw permissionDenied(`${p} is a read-only virtual directory`);
+    return { path: p, location: r.location, fileOnly: r.fileOnly };
+  }
+
+  private check(action: FsAction, located: Located): void {
+    this.options.access.check(action, located.location, located.path);
+  }
+
+  private async statLocated(located: Located): Promise<FileStat> {
+    const { bucket, key } = located.location;
+    if (key === '') {
+      if (await this.store.bucketExists(bucket)) return dirStat(EPOCH);
+      throw notFound(located.path);
+    }
+    if (located.fileOnly) {
+      const info = await this.store.head(bucket, key);
+      if (!info) throw notFound(located.path);
+      return fileStat(info);
+    }
+    // One round trip for the common case: the object itself and the first key below it, in parallel.
+    const [info, below] = await Promise.all([
+      this.store.head(bucket, key),
+      this.store.list(bucket, { prefix: `${key}/`, maxKeys: 1 }).catch((e) => {
+        if (isGatewayError(e, 'NotFound')) return { objects: [], prefixes: [] } as ListPage;
+        throw e;
+      }),
+    ]);
+    if (info) return fileStat(info);
+    const first = below.objects[0];
+    if (first) {
+      this.dirCache.set(`${bucket}/${key}`, Date.now());
+      return dirStat(first.key === `${key}/` ? first.lastModified : EPOCH);
+    }
+    if (below.prefixes.length > 0) return dirStat(EPOCH);
+    throw notFound(located.path);
+  }
+
+  private async isDirectory(located: Located): Promise<boolean> {
+    return (await this.statLocated(located).catch(() => undefined))?.type === 'directory';
+  }
+
+  /** The parent's stat, or undefined when it does not exist; virtual parents count as directories. */
+  private async parentStat(located: Located): Promise<FileStat | undefined> {
+    const parentPath = parentOf(located.path);
+    const r = this.options.namespace.resolve(parentPath);
+    if (r.kind === 'virtual') return dirStat(EPOCH);
+    if (r.kind === 'none') return undefined;
+    const { bucket, key } = r.location;
+    const cached = this.dirCache.get(`${bucket}/${key}`);
+    if (cached !== undefined && Date.now() - cached < DIR_CACHE_MS) return dirStat(EPOCH);
+    const st = await this.statLocated({ path: parentPath, location: r.location, fileOnly: r.fileOnly }).catch(
+      (e) => (isGatewayError(e, 'NotFound') ? undefined : Promise.reject(e)),
+    );
+    if (st?.type === 'directory') this.dirCache.set(`${bucket}/${key}`, Date.now());
+    return st;
+  }
+
+  private virtualDir(path: string, names: string[]): DirHandle {
+    let done = false;
+    return {
+      path,
+      next: async () => {
+        if (done) return undefined;
+        done = true;
+        const entries: DirEntry[] = [];
+        for (const name of names) {
+          const st = await this.stat(joinPath(path, name)).catch(() => undefined);
+          if (st) entries.push({ name, stat: st });
+        }
+        return entries;
+      },
+      close: async () => {},
+    };
+  }
+}
+
+/** Streams a prefix listing one store page at a time, handing out at most `max` entries per call. */
+class PrefixDirHandle implements DirHandle {
+  private buffered: DirEntry[] = [];
+  private token: string | undefined;
+  private exhausted = false;
+  private readonly prefix: string;
+
+  constructor(
+    readonly path: string,
+    private readonly store: ObjectStore,
+    private readonly location: StoreLocation,
+  ) {
+    this.prefix = dirPrefix(location.key);
+  }
+
+  async next(max: number): Promise<DirEntry[] | undefined> {
+    while (this.buffered.length === 0 && !this.exhausted) {
+      const page = await this.store.list(this.location.bucket, {
+        prefix: this.prefix,
+        delimiter: '/',
+        continuationToken: this.token,
+      });
+      this.token = page.nextToken;
+      this.exhausted = !page.nextToken;
+      this.buffered = mergePage(page, this.prefix);
+    }
+    if (this.buffered.length === 0) return undefined;
+    return this.buffered.splice(0, max);
+  }
+
+  async close(): Promise<void> {
+    this.buffered = [];
+    this.exhausted = true;
+  }
+}
+
+function mergePage(page: ListPage, prefix: string): DirEntry[] {
+  const entries: DirEntry[] = [];
+  for (const p of page.prefixes) entries.push({ name: baseName(p.slice(0, -1)), stat: dirStat(EPOCH) });
+  for (const o of page.objects) {
+    // The directory's own marker is not an entry of it.
+    if (o.key === prefix || o.key.endsWith('/')) continue;
+    entries.push({ name: o.key.slice(prefix.length), stat: fileStat(o) });
+  }
+  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+function fileStat(info: ObjectInfo): FileStat {
+  return { type: 'file', size: info.size, mtime: info.lastModified, permissions: FILE_PERMISSIONS };
+}
+
+function dirStat(mtime: Date): FileStat {
+  return { type: 'directory', size: 0, mtime, permissions: DIR_PERMISSIONS };
+}
