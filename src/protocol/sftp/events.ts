@@ -1,0 +1,30 @@
+/** Audit events of an SFTP session, for the observability layer (one JSON line per event). */
+import type { OpenFlags, SetAttributes } from '../../vfs/types.js';
+
+interface Outcome {
+  ok: boolean;
+  /** The status message sent to the client when `ok` is false. */
+  error?: string;
+}
+
+export type SftpEvent =
+  | ({ type: 'OPEN'; path: string; mode: 'read' | 'write' | 'dir'; flags?: OpenFlags } & Outcome)
+  | ({
+      type: 'CLOSE';
+      path: string;
+      mode: 'read' | 'write';
+      /** Bytes the client uploaded through this handle. */
+      bytesIn: number;
+      /** Bytes sent to the client from this handle. */
+      bytesOut: number;
+      durationMs: number;
+      /** True when the session ended (or a write failed) and the upload was discarded, not completed. */
+      aborted: boolean;
+    } & Outcome)
+  | ({ type: 'DELETE' | 'MKDIR' | 'RMDIR'; path: string } & Outcome)
+  | ({ type: 'RENAME'; path: string; newPath: string; overwrite: boolean } & Outcome)
+  | ({ type: 'SETSTAT'; path: string; attrs: SetAttributes } & Outcome)
+  /** A failed transfer request (READ/WRITE) or a protocol violation that ended the session. */
+  | { type: 'ERROR'; operation: string; path?: string; message: string };
+
+export type SftpEventType = SftpEvent['type'];
