@@ -58,6 +58,8 @@ export interface Request {
   readonly type: number;
   name: string;
   path?: string;
+  /** Bytes the reply may take (a READ's length), counted against the session's reply budget. */
+  replyBytes?: number;
 }
 
 export type Handler = (ctx: SessionContext, req: Request, r: PacketCursor) => Promise<Buffer>;
@@ -83,6 +85,15 @@ async function audited<T>(
   }
 }
 
+/** Audit events name absolute paths, as the CLOSE of a handle does. */
+function absolute(ctx: SessionContext, path: string): string {
+  try {
+    return ctx.fs.resolve(path);
+  } catch {
+    return path;
+  }
+}
+
 function lookup(ctx: SessionContext, req: Request, handle: Buffer): HandleEntry {
   const entry = ctx.handles.get(handle);
   if (entry === undefined) throw invalidHandle();
@@ -95,13 +106,14 @@ const open: Handler = (ctx, req, r) => {
   const flags = pflagsToOpenFlags(r.uint32());
   r.attrs(); // initial attributes of a new file: objects have none worth setting
   req.path = path;
+  const abs = absolute(ctx, path);
   return (async () => {
     if (ctx.handles.full)
       throw new GatewayError('Failure', `too many open handles (limit ${MAX_OPEN_HANDLES})`);
     let mode: 'read' | 'write' = flags.write || flags.append ? 'write' : 'read';
     const entry = await audited(
       ctx,
-      (outcome) => ({ type: 'OPEN', path, mode, flags, ...outcome }),
+      (outcome) => ({ type: 'OPEN', path: abs, mode, flags, ...outcome }),
       async () => {
         const handle = await ctx.fs.open(path, flags);
         mode = handle.kind;
@@ -200,6 +212,7 @@ const read: Handler = (ctx, req, r) => {
   const length = Math.min(r.uint32(), MAX_READ_LENGTH);
   const entry = lookup(ctx, req, handle);
   if (entry.kind !== 'read') return reject(entry.kind === 'write' ? wrongMode('reading') : invalidHandle());
+  req.replyBytes = length;
   return track(entry, entry.handle.read(offset, length)).then(
     (data) => {
       if (data.length === 0) return eof(req.id);
@@ -261,7 +274,7 @@ const setstat: Handler = (ctx, req, r) => {
   req.path = path;
   return audited(
     ctx,
-    (outcome) => ({ type: 'SETSTAT', path, attrs, ...outcome }),
+    (outcome) => ({ type: 'SETSTAT', path: absolute(ctx, path), attrs, ...outcome }),
     () => ctx.fs.setstat(path, attrs),
   ).then(() => ok(req.id));
 };
@@ -310,7 +323,7 @@ const remove: Handler = (ctx, req, r) => {
   req.path = path;
   return audited(
     ctx,
-    (o) => ({ type: 'DELETE', path, ...o }),
+    (o) => ({ type: 'DELETE', path: absolute(ctx, path), ...o }),
     () => ctx.fs.remove(path),
   ).then(() => ok(req.id));
 };
@@ -321,7 +334,7 @@ const mkdir: Handler = (ctx, req, r) => {
   req.path = path;
   return audited(
     ctx,
-    (o) => ({ type: 'MKDIR', path, ...o }),
+    (o) => ({ type: 'MKDIR', path: absolute(ctx, path), ...o }),
     () => ctx.fs.mkdir(path),
   ).then(() => ok(req.id));
 };
@@ -331,7 +344,7 @@ const rmdir: Handler = (ctx, req, r) => {
   req.path = path;
   return audited(
     ctx,
-    (o) => ({ type: 'RMDIR', path, ...o }),
+    (o) => ({ type: 'RMDIR', path: absolute(ctx, path), ...o }),
     () => ctx.fs.rmdir(path),
   ).then(() => ok(req.id));
 };
@@ -350,7 +363,7 @@ function renameWith(overwrite: boolean): Handler {
     req.path = from;
     return audited(
       ctx,
-      (o) => ({ type: 'RENAME', path: from, newPath: to, overwrite, ...o }),
+      (o) => ({ type: 'RENAME', path: absolute(ctx, from), newPath: absolute(ctx, to), overwrite, ...o }),
       () => ctx.fs.rename(from, to, overwrite),
     ).then(() => ok(req.id));
   };

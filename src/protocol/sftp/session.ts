@@ -3,8 +3,10 @@
  * flow control works both ways by pausing the channel's readable side, which makes ssh2 withhold
  * WINDOW_ADJUST so the client stops sending:
  *   - while more WRITE data than `maxPendingWriteBytes` waits on the vfs,
- *   - while more than MAX_QUEUED_REPLY_BYTES of replies wait for the channel to drain,
- *   - while MAX_IN_FLIGHT requests are unanswered (bounds memory held by READs and their results).
+ *   - while replies take more than MAX_REPLY_BYTES: those waiting for the channel to drain plus those
+ *     still being produced (a READ counts its requested length from the moment it is dispatched, since
+ *     a burst of READs is dispatched long before any of them has data),
+ *   - while MAX_IN_FLIGHT requests are unanswered.
  */
 import type { Duplex } from 'node:stream';
 import { GatewayError } from '../../errors.js';
@@ -39,7 +41,8 @@ export interface SftpSession {
 }
 
 export const DEFAULT_MAX_PENDING_WRITE_BYTES = 16 * 1024 * 1024;
-export const MAX_QUEUED_REPLY_BYTES = 4 * 1024 * 1024;
+/** Fits OpenSSH's 64 in-flight reads of 261,120 bytes, so a well-behaved client is never throttled. */
+export const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 /** Far above what clients use (OpenSSH keeps 64 in flight), low enough to bound memory. */
 export const MAX_IN_FLIGHT = 1024;
 
@@ -64,6 +67,7 @@ class Session implements SftpSession, SessionContext {
   private pumping = false;
   private pendingWriteBytes = 0;
   private inFlight = 0;
+  private reservedReplyBytes = 0;
 
   constructor(
     private readonly channel: Duplex,
@@ -129,7 +133,7 @@ class Session implements SftpSession, SessionContext {
   private mustPause(): boolean {
     return (
       this.pendingWriteBytes > this.maxPendingWriteBytes ||
-      this.replies.queuedBytes > MAX_QUEUED_REPLY_BYTES ||
+      this.replies.queuedBytes + this.reservedReplyBytes > MAX_REPLY_BYTES ||
       this.inFlight >= MAX_IN_FLIGHT
     );
   }
@@ -189,11 +193,12 @@ class Session implements SftpSession, SessionContext {
       reply = Promise.reject(err);
     }
     this.inFlight++;
+    this.reservedReplyBytes += req.replyBytes ?? 0;
     reply.then(
       (packet) => this.finish(req, packet, 'OK'),
       (err: unknown) => {
         if (err instanceof SftpProtocolError) {
-          this.inFlight--;
+          this.settled(req);
           this.protocolError(err);
           return;
         }
@@ -205,8 +210,13 @@ class Session implements SftpSession, SessionContext {
     );
   }
 
-  private finish(req: Request, packet: Buffer, outcome: string): void {
+  private settled(req: Request): void {
     this.inFlight--;
+    this.reservedReplyBytes -= req.replyBytes ?? 0;
+  }
+
+  private finish(req: Request, packet: Buffer, outcome: string): void {
+    this.settled(req);
     if (this.closing) return;
     if (this.logger.isLevelEnabled('debug')) {
       this.logger.debug({ op: req.name, id: req.id, path: req.path, status: outcome }, 'SFTP request');
