@@ -1,0 +1,378 @@
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  type HeadObjectCommandOutput,
+  ListBucketsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import { alreadyExists, GatewayError } from '../../errors.js';
+import { type Logger, silentLogger } from '../../observability/logger.js';
+import { type MemoryBudget, sharedMemoryBudget } from '../memory-budget.js';
+import type {
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  ObjectReader,
+  ObjectStore,
+  ObjectWriter,
+  StoreStatfs,
+  WriterOptions,
+} from '../object-store.js';
+import { type ResolvedS3StoreConfig, resolveS3StoreConfig, type S3StoreConfig } from './config.js';
+import { copySource, type S3Context } from './context.js';
+import { isNotFound, mapS3Error, s3Status } from './errors.js';
+import { MultipartJanitor } from './janitor.js';
+import { S3MultipartWriter } from './multipart-writer.js';
+import { S3ReadAheadReader } from './read-ahead-reader.js';
+
+export interface S3StoreDeps {
+  /** Defaults to the process-wide budget. */
+  budget?: MemoryBudget;
+  logger?: Logger;
+}
+
+const DELETE_BATCH = 1000;
+const SINGLE_DELETE_CONCURRENCY = 16;
+
+export class S3Store implements ObjectStore {
+  readonly kind = 's3' as const;
+  readonly config: ResolvedS3StoreConfig;
+  readonly client: S3Client;
+  readonly janitor: MultipartJanitor;
+  readonly #ctx: S3Context;
+  readonly #buckets = new Set<string>();
+  readonly #writers = new Set<S3MultipartWriter>();
+  readonly #readers = new Set<ObjectReader>();
+
+  constructor(config: S3StoreConfig, deps: S3StoreDeps = {}) {
+    this.config = resolveS3StoreConfig(config);
+    const c = this.config;
+    const agentOptions = { keepAlive: true, maxSockets: c.maxSockets };
+    this.client = new S3Client({
+      region: c.region,
+      ...(c.endpoint ? { endpoint: c.endpoint } : {}),
+      ...(c.forcePathStyle !== undefined ? { forcePathStyle: c.forcePathStyle } : {}),
+      credentials: c.credentials ?? fromNodeProviderChain(),
+      maxAttempts: c.maxAttempts,
+      // Stores without flexible checksums reject or mangle what current SDKs send by default.
+      requestChecksumCalculation: c.checksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
+      responseChecksumValidation: c.compatibility === 'aws' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
+      requestHandler: {
+        httpAgent: new http.Agent(agentOptions),
+        httpsAgent: new https.Agent(agentOptions),
+        connectionTimeout: 5000,
+      },
+    });
+    for (const b of c.janitorBuckets) this.#buckets.add(b);
+    this.#ctx = {
+      client: this.client,
+      config: c,
+      budget: deps.budget ?? sharedMemoryBudget(),
+      log: deps.logger ?? silentLogger(),
+      noteBucket: (b) => this.#buckets.add(b),
+    };
+    this.janitor = new MultipartJanitor(this.#ctx, () => this.#buckets);
+  }
+
+  /** Starts the multipart janitor: a pass now, then every `janitorInterval`. Stopped by close(). */
+  startJanitor(): void {
+    this.janitor.start();
+  }
+
+  async bucketExists(bucket: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: bucket }));
+      return true;
+    } catch (err) {
+      if (s3Status(err) === 404) return false;
+      throw mapS3Error('HeadBucket', err, bucket);
+    }
+  }
+
+  async head(bucket: string, key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return {
+        key,
+        size: r.ContentLength ?? 0,
+        lastModified: r.LastModified ?? new Date(0),
+        etag: r.ETag ?? '',
+      };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw mapS3Error('HeadObject', err, `${bucket}/${key}`);
+    }
+  }
+
+  async list(bucket: string, options: ListOptions): Promise<ListPage> {
+    try {
+      const r = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: options.prefix,
+          Delimiter: options.delimiter,
+          ContinuationToken: options.continuationToken,
+          MaxKeys: options.maxKeys ?? 1000,
+        }),
+      );
+      const page: ListPage = {
+        objects: (r.Contents ?? []).map((o) => ({
+          key: o.Key!,
+          size: o.Size ?? 0,
+          lastModified: o.LastModified ?? new Date(0),
+          etag: o.ETag ?? '',
+        })),
+        prefixes: (r.CommonPrefixes ?? []).map((p) => p.Prefix!).filter((p) => p !== undefined),
+      };
+      if (r.IsTruncated && r.NextContinuationToken) page.nextToken = r.NextContinuationToken;
+      return page;
+    } catch (err) {
+      throw mapS3Error('ListObjectsV2', err, `${bucket}/${options.prefix}`);
+    }
+  }
+
+  async openReader(bucket: string, _key: string, info: ObjectInfo): Promise<ObjectReader> {
+    const reader = new S3ReadAheadReader(this.#ctx, bucket, info);
+    this.#readers.add(reader);
+    const close = reader.close.bind(reader);
+    reader.close = async () => {
+      this.#readers.delete(reader);
+      await close();
+    };
+    return reader;
+  }
+
+  async getStream(
+    bucket: string,
+    key: string,
+    range: { start: number; end?: number; etag?: string },
+  ): Promise<Readable> {
+    if (range.end !== undefined && range.end <= range.start) return Readable.from([]);
+    const where = `${bucket}/${key}`;
+    try {
+      const r = await this.client.send(
+        new GetObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Range: `bytes=${range.start}-${range.end !== undefined ? range.end - 1 : ''}`,
+          ...(range.etag ? { IfMatch: range.etag } : {}),
+        }),
+      );
+      return r.Body as Readable;
+    } catch (err) {
+      // A range starting at the end of the object (e.g. `bytes=0-` of an empty one) is unsatisfiable.
+      if (s3Status(err) === 416) {
+        const info = await this.head(bucket, key);
+        if (!info) throw mapS3Error('GetObject', err, where);
+        if (range.etag && info.etag !== range.etag) {
+          throw new GatewayError('PreconditionFailed', `S3 GetObject failed for ${where}: object changed`);
+        }
+        return Readable.from([]);
+      }
+      throw mapS3Error('GetObject', err, where);
+    }
+  }
+
+  async put(
+    bucket: string,
+    key: string,
+    body: Buffer,
+    options: Omit<WriterOptions, 'base'> = {},
+  ): Promise<ObjectInfo> {
+    const c = this.config;
+    const where = `${bucket}/${key}`;
+    const ifNoneMatch = options.ifNoneMatch === true;
+    if (ifNoneMatch && c.conditionalWrites === 'none' && (await this.head(bucket, key))) {
+      throw alreadyExists(where);
+    }
+    try {
+      const r = await this.client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentLength: body.length,
+          ...(options.metadata ? { Metadata: options.metadata } : {}),
+          ...(ifNoneMatch && c.conditionalWrites !== 'none' ? { IfNoneMatch: '*' } : {}),
+          ...(c.checksums ? { ChecksumAlgorithm: c.checksumAlgorithm } : {}),
+        }),
+      );
+      return { key, size: body.length, lastModified: new Date(), etag: r.ETag ?? '' };
+    } catch (err) {
+      if (ifNoneMatch && s3Status(err) === 412) throw alreadyExists(where);
+      throw mapS3Error('PutObject', err, where);
+    }
+  }
+
+  createWriter(bucket: string, key: string, options: WriterOptions = {}): ObjectWriter {
+    const w = new S3MultipartWriter(this.#ctx, bucket, key, options, (done) => this.#writers.delete(done));
+    this.#writers.add(w);
+    return w;
+  }
+
+  async copy(
+    source: { bucket: string; key: string; etag?: string },
+    target: { bucket: string; key: string },
+  ): Promise<ObjectInfo> {
+    const from = `${source.bucket}/${source.key}`;
+    let head: HeadObjectCommandOutput;
+    try {
+      head = await this.client.send(
+        new HeadObjectCommand({
+          Bucket: source.bucket,
+          Key: source.key,
+          ...(source.etag ? { IfMatch: source.etag } : {}),
+        }),
+      );
+    } catch (err) {
+      throw mapS3Error('HeadObject', err, from);
+    }
+    const info: ObjectInfo = {
+      key: source.key,
+      size: head.ContentLength ?? 0,
+      lastModified: head.LastModified ?? new Date(0),
+      etag: head.ETag ?? '',
+    };
+    if (info.size > this.config.copyPartThreshold) {
+      const w = new S3MultipartWriter(
+        this.#ctx,
+        target.bucket,
+        target.key,
+        { base: { info, length: info.size }, ...(head.Metadata ? { metadata: head.Metadata } : {}) },
+        (done) => this.#writers.delete(done),
+        { sourceBucket: source.bucket, pieceSize: this.config.copyPartSize },
+      );
+      this.#writers.add(w);
+      return w.complete();
+    }
+    try {
+      const r = await this.client.send(
+        new CopyObjectCommand({
+          Bucket: target.bucket,
+          Key: target.key,
+          CopySource: copySource(source.bucket, source.key),
+          CopySourceIfMatch: info.etag,
+          MetadataDirective: 'COPY',
+        }),
+      );
+      return {
+        key: target.key,
+        size: info.size,
+        lastModified: r.CopyObjectResult?.LastModified ?? new Date(),
+        etag: r.CopyObjectResult?.ETag ?? '',
+      };
+    } catch (err) {
+      throw mapS3Error('CopyObject', err, `${from} -> ${target.bucket}/${target.key}`);
+    }
+  }
+
+  async delete(bucket: string, keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    if (this.config.deleteMode === 'single') {
+      let next = 0;
+      const worker = async () => {
+        while (next < keys.length) {
+          const key = keys[next++]!;
+          try {
+            await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+          } catch (err) {
+            if (!isNotFound(err)) throw mapS3Error('DeleteObject', err, `${bucket}/${key}`);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(SINGLE_DELETE_CONCURRENCY, keys.length) }, worker));
+      return;
+    }
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      const command = new DeleteObjectsCommand({
+        Bucket: bucket,
+        Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+      });
+      if (this.config.deleteMode === 'batch-md5') addContentMd5(command);
+      let errors: { Key?: string; Code?: string; Message?: string }[];
+      try {
+        errors = (await this.client.send(command)).Errors ?? [];
+      } catch (err) {
+        throw mapS3Error('DeleteObjects', err, bucket);
+      }
+      const real = errors.filter((e) => e.Code !== 'NoSuchKey');
+      if (real.length > 0) {
+        const e = real[0]!;
+        throw mapS3Error(
+          'DeleteObjects',
+          {
+            Code: e.Code,
+            message: e.Message,
+            $metadata: { httpStatusCode: e.Code === 'AccessDenied' ? 403 : 400 },
+          },
+          `${bucket}/${e.Key} (and ${real.length - 1} more)`,
+        );
+      }
+    }
+  }
+
+  async statfs(_bucket: string): Promise<StoreStatfs> {
+    // S3 has no capacity; clients (df, WinSCP) only need plausible, large numbers.
+    const blocks = 2 ** 40;
+    return {
+      blockSize: 4096,
+      totalBlocks: blocks,
+      freeBlocks: blocks,
+      totalFiles: 2 ** 40,
+      freeFiles: 2 ** 40,
+      nameMax: 1024,
+    };
+  }
+
+  async check(): Promise<void> {
+    const abortSignal = AbortSignal.timeout(this.config.checkTimeout);
+    const op = this.config.checkBucket ? 'HeadBucket' : 'ListBuckets';
+    try {
+      if (this.config.checkBucket) {
+        await this.client.send(new HeadBucketCommand({ Bucket: this.config.checkBucket }), { abortSignal });
+      } else {
+        await this.client.send(new ListBucketsCommand({ MaxBuckets: 1 }), { abortSignal });
+      }
+    } catch (err) {
+      const status = s3Status(err);
+      // Any answer below 500 (e.g. AccessDenied for ListBuckets under a narrow policy) proves the store is up.
+      if (status !== undefined && status < 500 && status !== 404) return;
+      const mapped = mapS3Error(op, err, this.config.endpoint ?? 'AWS S3');
+      throw new GatewayError('StoreUnavailable', mapped.message, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.janitor.stop();
+    await Promise.allSettled([...this.#writers].map((w) => w.abort('store closed')));
+    await Promise.allSettled([...this.#readers].map((r) => r.close()));
+    this.client.destroy();
+  }
+}
+
+/** Plain Swift and older Ceph refuse DeleteObjects without Content-MD5, which current SDKs no longer send. */
+function addContentMd5(command: DeleteObjectsCommand): void {
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { body?: unknown; headers?: Record<string, string> };
+      const body = request.body;
+      if (request.headers && (typeof body === 'string' || body instanceof Uint8Array)) {
+        request.headers['content-md5'] = createHash('md5').update(body).digest('base64');
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'sftpGatewayContentMd5', priority: 'low' },
+  );
+}

@@ -1,0 +1,283 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import { isGatewayError } from '../../src/errors.js';
+import { MemoryBudget } from '../../src/storage/memory-budget.js';
+import { MiB } from '../../src/storage/s3/config.js';
+import { journalKey } from '../../src/storage/s3/journal.js';
+import type { S3ReadAheadReader } from '../../src/storage/s3/read-ahead-reader.js';
+import { S3Store } from '../../src/storage/s3/s3-store.js';
+import { readAll } from './contract.js';
+import { makeS3Store, type S3Fixture } from './s3-fixture.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Records the SDK commands a store sends, to prove e.g. that an append used UploadPartCopy. */
+function recordCommands(store: S3Store): string[] {
+  const names: string[] = [];
+  store.client.middlewareStack.add(
+    (next, context) => (args) => {
+      names.push(String((context as { commandName?: string }).commandName));
+      return next(args);
+    },
+    { step: 'initialize', name: `record-${randomBytes(4).toString('hex')}` },
+  );
+  return names;
+}
+
+async function uploadsFor(f: S3Fixture, key: string) {
+  const r = await f.store.client.send(new ListMultipartUploadsCommand({ Bucket: f.bucket, Prefix: key }));
+  return (r.Uploads ?? []).filter((u) => u.Key === key);
+}
+
+async function writeAll(w: { write(b: Buffer): Promise<void> }, data: Buffer, chunk = 256 * 1024) {
+  for (let off = 0; off < data.length; off += chunk) await w.write(data.subarray(off, off + chunk));
+}
+
+export function s3SpecificTests(name: string, compat: boolean, skip: string | undefined) {
+  describe(`S3Store specifics: ${name}`, { skip: skip ?? false }, () => {
+    let f: S3Fixture;
+    const prefix = `s3spec-${Date.now()}-${randomBytes(3).toString('hex')}/`;
+    before(async () => {
+      f = await makeS3Store(compat, {
+        partSize: 5 * MiB,
+        uploadConcurrency: 2,
+        copyPartThreshold: 5 * MiB,
+        copyPartSize: 5 * MiB,
+        readAheadChunkSize: 1 * MiB,
+        readAheadChunks: 3,
+      });
+    });
+    after(async () => {
+      await f?.cleanup();
+    });
+
+    it('uploads 20 MiB as a multipart upload with 5 MiB parts, marked while in progress', async () => {
+      const key = `${prefix}mp.bin`;
+      const data = randomBytes(20 * MiB + 12345);
+      const w = f.store.createWriter(f.bucket, key);
+      await writeAll(w, data.subarray(0, 11 * MiB));
+      const uploads = await uploadsFor(f, key);
+      assert.equal(uploads.length, 1, 'a multipart upload is in progress');
+      const mark = journalKey(f.store.config.journalPrefix, uploads[0]!.UploadId!);
+      assert.ok(await f.store.head(f.bucket, mark), 'the upload carries the gateway mark');
+      assert.equal(await f.store.head(f.bucket, key), undefined);
+      await writeAll(w, data.subarray(11 * MiB));
+      const info = await w.complete();
+      assert.equal(info.size, data.length);
+      assert.match(info.etag, /-5"?$/, 'four 5 MiB parts and a short last one');
+      const back = await readAll(await f.store.getStream(f.bucket, key, { start: 0 }));
+      assert.equal(sha(back), sha(data));
+      assert.deepEqual(await uploadsFor(f, key), []);
+      assert.equal(await f.store.head(f.bucket, mark), undefined, 'the mark is gone after complete');
+      assert.equal(f.budget.inUse, 0);
+    });
+
+    it('a file that fits one part is a single PutObject', async () => {
+      const names = recordCommands(f.store);
+      const w = f.store.createWriter(f.bucket, `${prefix}one-part`);
+      await writeAll(w, randomBytes(5 * MiB));
+      await w.complete();
+      assert.ok(names.includes('PutObjectCommand'));
+      assert.ok(!names.includes('CreateMultipartUploadCommand'));
+    });
+
+    it('abort leaves no multipart upload and no mark behind', async () => {
+      const key = `${prefix}aborted.bin`;
+      const w = f.store.createWriter(f.bucket, key);
+      await writeAll(w, randomBytes(16 * MiB));
+      const [u] = await uploadsFor(f, key);
+      assert.ok(u);
+      await w.abort('client went away');
+      assert.deepEqual(await uploadsFor(f, key), []);
+      assert.equal(await f.store.head(f.bucket, key), undefined);
+      assert.equal(
+        await f.store.head(f.bucket, journalKey(f.store.config.journalPrefix, u.UploadId!)),
+        undefined,
+      );
+      assert.equal(f.budget.inUse, 0);
+    });
+
+    it('the janitor aborts only the gateway’s own old uploads', async () => {
+      const ours = `${prefix}janitor-ours`;
+      const theirs = `${prefix}janitor-theirs`;
+      const w = f.store.createWriter(f.bucket, ours);
+      await writeAll(w, randomBytes(6 * MiB)); // a second part began: the upload exists
+      const other = await f.store.client.send(
+        new CreateMultipartUploadCommand({ Bucket: f.bucket, Key: theirs }),
+      );
+      try {
+        const young = await f.store.janitor.runOnce(f.bucket);
+        assert.equal(young.aborted, 0, 'young uploads are left alone');
+        const later = new Date(Date.now() + f.store.config.multipartMaxAge + 60_000);
+        const r = await f.store.janitor.runOnce(f.bucket, later);
+        assert.equal(r.aborted, 1);
+        assert.deepEqual(await uploadsFor(f, ours), []);
+        assert.equal((await uploadsFor(f, theirs)).length, 1, 'the other writer’s upload is untouched');
+      } finally {
+        await f.store.client.send(
+          new AbortMultipartUploadCommand({ Bucket: f.bucket, Key: theirs, UploadId: other.UploadId }),
+        );
+        await w.abort();
+      }
+    });
+
+    it('append over a 12 MiB prefix copies it inside the store (UploadPartCopy)', async () => {
+      const key = `${prefix}append.bin`;
+      const prefixData = randomBytes(12 * MiB);
+      const tail = randomBytes(8 * MiB);
+      await f.store.put(f.bucket, key, prefixData);
+      const h = (await f.store.head(f.bucket, key))!;
+      const names = recordCommands(f.store);
+      const w = f.store.createWriter(f.bucket, key, { base: { info: h, length: prefixData.length } });
+      await writeAll(w, tail);
+      const info = await w.complete();
+      assert.equal(info.size, 20 * MiB);
+      assert.ok(names.includes('UploadPartCopyCommand'), names.join());
+      assert.ok(!names.includes('GetObjectCommand'), 'the prefix is not read through the gateway');
+      const back = await readAll(await f.store.getStream(f.bucket, key, { start: 0 }));
+      assert.equal(sha(back), sha(Buffer.concat([prefixData, tail])));
+    });
+
+    it('append over a small prefix re-reads it', async () => {
+      const key = `${prefix}append-small`;
+      await f.store.put(f.bucket, key, Buffer.from('abc'));
+      const h = (await f.store.head(f.bucket, key))!;
+      const w = f.store.createWriter(f.bucket, key, { base: { info: h, length: 3 } });
+      const more = randomBytes(7 * MiB);
+      await writeAll(w, more);
+      await w.complete();
+      const back = await readAll(await f.store.getStream(f.bucket, key, { start: 0 }));
+      assert.equal(sha(back), sha(Buffer.concat([Buffer.from('abc'), more])));
+    });
+
+    it('copies above copyPartThreshold with multipart UploadPartCopy', async () => {
+      const data = randomBytes(12 * MiB + 7);
+      await f.store.put(f.bucket, `${prefix}big-src`, data, { metadata: { who: 'copy-test' } });
+      const names = recordCommands(f.store);
+      const info = await f.store.copy(
+        { bucket: f.bucket, key: `${prefix}big-src` },
+        { bucket: f.bucket, key: `${prefix}big-dst` },
+      );
+      assert.equal(info.size, data.length);
+      assert.equal(names.filter((n) => n === 'UploadPartCopyCommand').length, 2);
+      assert.ok(!names.includes('CopyObjectCommand'));
+      const back = await readAll(await f.store.getStream(f.bucket, `${prefix}big-dst`, { start: 0 }));
+      assert.equal(sha(back), sha(data));
+    });
+
+    it('an exclusive multipart upload refuses an existing key and creates a new one', async () => {
+      const key = `${prefix}excl`;
+      const w = f.store.createWriter(f.bucket, key, { ifNoneMatch: true });
+      await writeAll(w, randomBytes(6 * MiB));
+      await w.complete();
+      const w2 = f.store.createWriter(f.bucket, key, { ifNoneMatch: true });
+      await writeAll(w2, randomBytes(6 * MiB));
+      await assert.rejects(w2.complete(), (e) => isGatewayError(e, 'AlreadyExists'));
+      assert.deepEqual(await uploadsFor(f, key), []);
+    });
+
+    it('sequential readers read ahead in chunks; random readers fetch exact ranges', async () => {
+      const key = `${prefix}read.bin`;
+      const data = randomBytes(8 * MiB);
+      await f.store.put(f.bucket, key, data);
+      const h = (await f.store.head(f.bucket, key))!;
+      const r = (await f.store.openReader(f.bucket, key, h)) as S3ReadAheadReader;
+      const got: Buffer[] = [];
+      for (let off = 0; off < data.length; off += 256 * 1024) got.push(await r.read(off, 256 * 1024));
+      assert.equal(sha(Buffer.concat(got)), sha(data));
+      assert.equal(r.gets, 8, 'one GET per 1 MiB chunk, not per read');
+      await r.close();
+      assert.equal(f.budget.inUse, 0, 'read-ahead memory returns to the budget on close');
+      const r2 = (await f.store.openReader(f.bucket, key, h)) as S3ReadAheadReader;
+      assert.deepEqual(await r2.read(7 * MiB, 100), data.subarray(7 * MiB, 7 * MiB + 100));
+      assert.deepEqual(await r2.read(1000, 100), data.subarray(1000, 1100));
+      await r2.close();
+    });
+
+    it('many concurrent writers stay within the memory budget and all complete', async () => {
+      const budget = new MemoryBudget(24 * MiB);
+      const g = await makeS3Store(compat, { partSize: 5 * MiB, uploadConcurrency: 2 }, budget);
+      let peak = 0;
+      let sawWaiting = false;
+      const timer = setInterval(() => {
+        peak = Math.max(peak, budget.inUse);
+        if (budget.waiting > 0) sawWaiting = true;
+      }, 5);
+      try {
+        const files = Array.from({ length: 8 }, () => randomBytes(11 * MiB));
+        await Promise.all(
+          files.map(async (data, i) => {
+            const w = g.store.createWriter(g.bucket, `${prefix}conc-${i}`);
+            await writeAll(w, data, 128 * 1024);
+            await w.complete();
+          }),
+        );
+        assert.ok(peak <= budget.limit, `peak ${peak}`);
+        assert.ok(sawWaiting, 'writers waited for memory (backpressure) instead of failing');
+        for (let i = 0; i < files.length; i++) {
+          const back = await readAll(await g.store.getStream(g.bucket, `${prefix}conc-${i}`, { start: 0 }));
+          assert.equal(sha(back), sha(files[i]!));
+        }
+        assert.equal(budget.inUse, 0);
+      } finally {
+        clearInterval(timer);
+        await g.cleanup();
+      }
+    });
+
+    it('an unreachable store is StoreUnavailable, fast, with a message naming the operation', async () => {
+      const dead = new S3Store({
+        region: 'us-east-1',
+        endpoint: 'http://127.0.0.1:9',
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+        maxAttempts: 1,
+        checkTimeout: 2000,
+      });
+      const t0 = Date.now();
+      await assert.rejects(
+        dead.check(),
+        (e) => isGatewayError(e, 'StoreUnavailable') && /ListBuckets/.test(e.message),
+      );
+      await assert.rejects(
+        dead.head('b', 'k'),
+        (e) => isGatewayError(e, 'StoreUnavailable') && /HeadObject/.test(e.message),
+      );
+      assert.ok(Date.now() - t0 < 5000);
+      await dead.close();
+    });
+
+    if (!compat) {
+      it('plain Swift needs the compatibility switches (what they are for)', async () => {
+        const raw = await makeS3Store(false, { compatibility: 'aws' });
+        try {
+          await raw.store.put(raw.bucket, `${prefix}raw`, Buffer.from('x'));
+          await assert.rejects(raw.store.delete(raw.bucket, [`${prefix}raw`]), /Content-MD5/);
+          await assert.rejects(
+            raw.store.put(raw.bucket, `${prefix}raw2`, Buffer.from('x'), { ifNoneMatch: true }),
+            /NotImplemented/,
+          );
+          // Header checksums on buffered bodies are accepted (ignored) by plain Swift.
+          await raw.store.client.send(
+            new PutObjectCommand({
+              Bucket: raw.bucket,
+              Key: `${prefix}raw3`,
+              Body: Buffer.from('x'),
+              ChecksumAlgorithm: 'CRC32C',
+            }),
+          );
+        } finally {
+          await raw.cleanup();
+          await f.store.delete(f.bucket, [`${prefix}raw`, `${prefix}raw3`]);
+        }
+      });
+    }
+  });
+}
