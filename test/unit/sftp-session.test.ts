@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { posix } from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { alreadyExists, notFound } from '../../src/errors.js';
+import { alreadyExists, GatewayError, notFound } from '../../src/errors.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { PacketCursor, PacketReader, PacketWriter } from '../../src/protocol/sftp/codec.js';
 import { OpenPflags, PacketType, StatusCode } from '../../src/protocol/sftp/constants.js';
@@ -237,6 +237,7 @@ class TestClient {
   readonly output = new PassThrough();
   readonly channel = Duplex.from({ readable: this.input, writable: this.output });
   readonly events: SftpEvent[] = [];
+  activity = 0;
   readonly session: SftpSession;
   readonly fs: FakeFs;
   private readonly reader = new PacketReader(16 * 1024 * 1024);
@@ -253,6 +254,7 @@ class TestClient {
         ? {}
         : { maxPendingWriteBytes: options.maxPendingWriteBytes }),
       onEvent: (e) => this.events.push(e),
+      onActivity: () => this.activity++,
     });
     if (options.consume !== false) this.consume();
   }
@@ -349,6 +351,7 @@ describe('SFTP session', () => {
     );
 
     const limits = await c.request(PacketType.EXTENDED, (w) => w.string('limits@openssh.com'));
+    assert.equal(c.activity, 2, 'every request counts as activity');
     assert.equal(limits.type, PacketType.EXTENDED_REPLY);
     const values = [limits.r.uint64(), limits.r.uint64(), limits.r.uint64(), limits.r.uint64()];
     assert.deepEqual(values, [262144, 261120, 261120, 1024]);
@@ -400,6 +403,44 @@ describe('SFTP session', () => {
 
     const stale = await c.request(PacketType.WRITE, (w) => w.bytes(handle).uint64(0).bytes(chunk(1)));
     assert.deepEqual(status(stale), { code: StatusCode.FAILURE, message: 'invalid handle', lang: 'en' });
+    await c.session.close('test done');
+  });
+
+  it('discards an upload whose write failed instead of completing it at CLOSE', async () => {
+    const fs = new FakeFs();
+    fs.autoResolveWrites = false;
+    const c = new TestClient({ fs });
+    await c.init();
+    const handle = await c.open('broken', WRITE_FLAGS);
+    const h = fs.writeHandles[0]!;
+    const id = c.send(PacketType.WRITE, (w) => w.bytes(handle).uint64(0).bytes(Buffer.from('x')));
+    const closeId = c.send(PacketType.CLOSE, (w) => w.bytes(handle));
+    await settle();
+    h.writes[0]!.done.reject(new GatewayError('StoreUnavailable', 'storage unavailable, try again'));
+    assert.deepEqual(status(await c.reply(id)), {
+      code: StatusCode.FAILURE,
+      message: 'storage unavailable, try again',
+      lang: 'en',
+    });
+    assert.equal(status(await c.reply(closeId)).code, StatusCode.FAILURE);
+    assert.equal(h.closed, false);
+    assert.equal(h.aborted, 'a write failed');
+    assert.deepEqual(
+      c.events.map((e) => e.type),
+      ['OPEN', 'ERROR', 'CLOSE'],
+    );
+    await c.session.close('test done');
+  });
+
+  it('hides unexpected errors behind a generic FAILURE', async () => {
+    const fs = new FakeFs();
+    fs.stat = async () => {
+      throw new Error('socket hang up at /app/node_modules/x.js:1:1');
+    };
+    const c = new TestClient({ fs });
+    await c.init();
+    const reply = await c.request(PacketType.STAT, (w) => w.string('x'));
+    assert.deepEqual(status(reply), { code: StatusCode.FAILURE, message: 'failure', lang: 'en' });
     await c.session.close('test done');
   });
 
@@ -648,7 +689,7 @@ describe('SFTP session', () => {
     assert.equal(fs.dirHandles[0]!.closed, true);
     const close = c.events.find((e) => e.type === 'CLOSE' && e.mode === 'write');
     assert.ok(close && close.type === 'CLOSE');
-    assert.deepEqual([close.ok, close.aborted, close.bytesIn], [false, true, 7]);
+    assert.deepEqual([close.ok, close.aborted, close.bytesIn, close.error], [true, true, 7, 'channel ended']);
   });
 
   it('stops reading the channel while written data above the limit is pending', async () => {

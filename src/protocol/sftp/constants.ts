@@ -53,6 +53,12 @@ export const StatusCode = {
 } as const;
 export type StatusCodeValue = (typeof StatusCode)[keyof typeof StatusCode];
 
+const statusNames = new Map<number, string>(Object.entries(StatusCode).map(([name, code]) => [code, name]));
+
+export function statusName(code: number): string {
+  return statusNames.get(code) ?? `STATUS(${code})`;
+}
+
 export const AttrFlags = {
   SIZE: 0x1,
   UIDGID: 0x2,

@@ -3,12 +3,12 @@ import type { OpenFlags, SetAttributes } from '../../vfs/types.js';
 
 interface Outcome {
   ok: boolean;
-  /** The status message sent to the client when `ok` is false. */
+  /** The status message sent to the client when `ok` is false; for an aborted CLOSE, why it was aborted. */
   error?: string;
 }
 
 export type SftpEvent =
-  | ({ type: 'OPEN'; path: string; mode: 'read' | 'write' | 'dir'; flags?: OpenFlags } & Outcome)
+  | ({ type: 'OPEN'; path: string; mode: 'read' | 'write'; flags: OpenFlags } & Outcome)
   | ({
       type: 'CLOSE';
       path: string;
@@ -18,7 +18,10 @@ export type SftpEvent =
       /** Bytes sent to the client from this handle. */
       bytesOut: number;
       durationMs: number;
-      /** True when the session ended (or a write failed) and the upload was discarded, not completed. */
+      /**
+       * True when the upload was aborted instead of completed (the session ended, or a write failed); `ok`
+       * then says whether the abort itself succeeded (in keep-partial mode the vfs keeps what arrived).
+       */
       aborted: boolean;
     } & Outcome)
   | ({ type: 'DELETE' | 'MKDIR' | 'RMDIR'; path: string } & Outcome)

@@ -187,9 +187,10 @@ function closeEvent(
 export async function releaseEntry(ctx: SessionContext, entry: HandleEntry, reason: string): Promise<void> {
   try {
     if (entry.kind === 'write') {
+      // ok says whether the abort itself went through; the reason travels in `error` either way.
       await audited(
         ctx,
-        (outcome) => closeEvent(entry, true, { ...outcome, ok: false, error: outcome.error ?? reason }),
+        (outcome) => closeEvent(entry, true, { ok: outcome.ok, error: outcome.error ?? reason }),
         () => entry.handle.abort(reason),
       );
     } else if (entry.kind === 'read') {

@@ -13,7 +13,7 @@ import { GatewayError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { UserFileSystem } from '../../vfs/types.js';
 import { PacketCursor, PacketReader, SftpProtocolError } from './codec.js';
-import { PacketType, packetTypeName, SERVER_EXTENSIONS } from './constants.js';
+import { PacketType, packetTypeName, SERVER_EXTENSIONS, statusName } from './constants.js';
 import type { SftpEvent } from './events.js';
 import { handlers, type Request, releaseEntry, type SessionContext, unsupportedRequest } from './handlers.js';
 import { type HandleEntry, HandleTable } from './handles.js';
@@ -31,6 +31,8 @@ export interface SftpSessionOptions {
   maxPendingWriteBytes?: number;
   /** Audit hook; must not throw (a throwing hook is logged and ignored). */
   onEvent?: (event: SftpEvent) => void;
+  /** Called for every request received, e.g. to reset an idle timer. Must be cheap and must not throw. */
+  onActivity?: () => void;
 }
 
 export interface SftpSession {
@@ -60,6 +62,7 @@ class Session implements SftpSession, SessionContext {
   private readonly replies: ReplyQueue;
   private readonly maxPendingWriteBytes: number;
   private readonly onEvent: ((event: SftpEvent) => void) | undefined;
+  private readonly onActivity: (() => void) | undefined;
   private resolveClosed!: () => void;
   private initialized = false;
   private closing = false;
@@ -77,6 +80,7 @@ class Session implements SftpSession, SessionContext {
     this.logger = options.logger;
     this.maxPendingWriteBytes = options.maxPendingWriteBytes ?? DEFAULT_MAX_PENDING_WRITE_BYTES;
     this.onEvent = options.onEvent;
+    this.onActivity = options.onActivity;
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -104,6 +108,15 @@ class Session implements SftpSession, SessionContext {
       this.onEvent(event);
     } catch (err) {
       this.logger.error({ err }, 'SFTP audit hook threw');
+    }
+  }
+
+  private touch(): void {
+    if (this.onActivity === undefined) return;
+    try {
+      this.onActivity();
+    } catch (err) {
+      this.logger.error({ err }, 'SFTP activity hook threw');
     }
   }
 
@@ -171,6 +184,7 @@ class Session implements SftpSession, SessionContext {
   }
 
   private dispatch(body: Buffer): void {
+    this.touch();
     const type = body[0]!;
     const cursor = new PacketCursor(body, 1);
     if (!this.initialized) {
@@ -195,7 +209,7 @@ class Session implements SftpSession, SessionContext {
     this.inFlight++;
     this.reservedReplyBytes += req.replyBytes ?? 0;
     reply.then(
-      (packet) => this.finish(req, packet, 'OK'),
+      (packet) => this.finish(req, packet),
       (err: unknown) => {
         if (err instanceof SftpProtocolError) {
           this.settled(req);
@@ -215,11 +229,14 @@ class Session implements SftpSession, SessionContext {
     this.reservedReplyBytes -= req.replyBytes ?? 0;
   }
 
-  private finish(req: Request, packet: Buffer, outcome: string): void {
+  private finish(req: Request, packet: Buffer, message?: string): void {
     this.settled(req);
     if (this.closing) return;
     if (this.logger.isLevelEnabled('debug')) {
-      this.logger.debug({ op: req.name, id: req.id, path: req.path, status: outcome }, 'SFTP request');
+      this.logger.debug(
+        { op: req.name, id: req.id, path: req.path, status: replyStatus(packet), message },
+        'SFTP request',
+      );
     }
     this.replies.send(packet);
     this.pump();
@@ -246,4 +263,11 @@ class Session implements SftpSession, SessionContext {
     this.logger.debug({ reason }, 'SFTP session ended');
     this.resolveClosed();
   }
+}
+
+/** For the request log: the status name of a STATUS reply, else the reply type (DATA, NAME, ...). */
+function replyStatus(packet: Buffer): string {
+  const type = packet[4]!;
+  if (type !== PacketType.STATUS) return packetTypeName(type);
+  return statusName(packet.readUInt32BE(9));
 }
