@@ -33,7 +33,10 @@ class Harness {
   constructor(
     private readonly timeoutMs: number,
     private readonly attachDelayMs = 0,
+    private readonly readDelayMs = 0,
   ) {}
+  /** readableFlowing of the socket right after the header was read and a tick passed. */
+  flowingAfterHeader: (boolean | null)[] = [];
 
   async start(): Promise<void> {
     this.server = createServer((socket) => void this.handle(socket));
@@ -48,6 +51,7 @@ class Harness {
     const started = Date.now();
     const resolveOutcome = this.waiting.shift()!;
     let header: ProxyHeader | undefined;
+    if (this.readDelayMs > 0) await new Promise((r) => setTimeout(r, this.readDelayMs));
     try {
       header = await readProxyHeader(socket, { timeoutMs: this.timeoutMs });
     } catch (error) {
@@ -55,6 +59,8 @@ class Harness {
       resolveOutcome({ error, rest: Buffer.alloc(0), elapsedMs: Date.now() - started });
       return;
     }
+    await new Promise((r) => setImmediate(r));
+    this.flowingAfterHeader.push(socket.readableFlowing);
     if (this.attachDelayMs > 0) await new Promise((r) => setTimeout(r, this.attachDelayMs));
     // Like ssh2: a plain 'data' listener on the socket as handed over.
     const chunks: Buffer[] = [];
@@ -318,6 +324,21 @@ describe('readProxyHeader hand-over', () => {
     assert.equal(o.header?.local, false);
     assert.equal(o.rest.length, big.length);
     assert.ok(o.rest.equals(big));
+    // Left as a fresh socket: not paused, not flowing, so the next owner's on('data') starts the flow.
+    assert.deepEqual(h.flowingAfterHeader, [null]);
+  });
+});
+
+describe('readProxyHeader called after the data has arrived', () => {
+  const h = new Harness(500, 0, 50);
+  before(() => h.start());
+  after(() => h.stop());
+
+  it('reads a header already buffered on the socket', async () => {
+    const o = await h.send([Buffer.concat([bytesOf('PROXY TCP4 9.9.9.9 5.6.7.8 4242 2\r\n'), SSH_BANNER])]);
+    assert.equal(o.error, undefined);
+    assert.equal(o.header?.local === false && o.header.sourceAddress, '9.9.9.9');
+    assert.deepEqual(o.rest, SSH_BANNER);
   });
 });
 
