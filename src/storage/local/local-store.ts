@@ -348,6 +348,8 @@ class LocalWriter implements ObjectWriter {
     private readonly options: WriterOptions,
     private readonly temp: string,
   ) {
+    // `size` includes the base from the start, as ObjectWriter promises, not only once start() ran.
+    this.written = options.base?.length ?? 0;
     this.handle = this.start();
     this.handle.catch(() => undefined);
   }
@@ -406,7 +408,7 @@ class LocalWriter implements ObjectWriter {
     return this.complete();
   }
 
-  async abort(): Promise<void> {
+  async abort(_reason?: string): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'aborted';
     await this.handle.then((h) => h.close()).catch(() => undefined);
