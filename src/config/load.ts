@@ -81,7 +81,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
               (k) =>
                 `${keyPositionOf(i.path as Path, k)}: ${formatPath([...(i.path as Path), k])}: unknown field`,
             )
-          : [problem(i.path as Path, describeIssue(i))],
+          : [problem(i.path as Path, describeIssue(i, valueAt(data, i.path as Path)))],
       ),
     );
   }
@@ -151,10 +151,16 @@ function formatPath(p: Path): string {
   return p.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+function valueAt(data: unknown, p: Path): unknown {
+  let v = data;
+  for (const k of p) v = v && typeof v === 'object' ? (v as Record<string | number, unknown>)[k] : undefined;
+  return v;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
   switch (issue.code) {
     case 'invalid_type':
-      return issue.input === undefined ? 'required' : `expected ${issue.expected}`;
+      return value === undefined ? 'required' : `expected ${issue.expected}`;
     default:
       return issue.message;
   }

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger };
 
@@ -14,7 +14,10 @@ export function createLogger(options: { level?: string; destination?: NodeJS.Wri
       base: undefined,
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: ['password', '*.password', 'secretAccessKey', '*.secretAccessKey'], censor: '[redacted]' },
+      redact: {
+        paths: ['password', '*.password', 'secretAccessKey', '*.secretAccessKey'],
+        censor: '[redacted]',
+      },
     },
     options.destination ?? pino.destination({ fd: 1, sync: false }),
   );

@@ -73,6 +73,21 @@ export class ObjectFileSystem implements UserFileSystem {
     return this.resolve(path);
   }
 
+  /**
+   * Creates the home directory's marker when the home does not exist yet (its bucket must), so that a new
+   * user lands somewhere real. Does nothing for LOGICAL homes, whose root is virtual.
+   */
+  async ensureHome(): Promise<void> {
+    const r = this.options.namespace.resolve(this.home);
+    if (r.kind !== 'store' || r.location.key === '') return;
+    const located = { path: this.home, location: r.location, fileOnly: false };
+    const exists = await this.statLocated(located).then(
+      () => true,
+      (e) => (isGatewayError(e, 'NotFound') ? false : Promise.reject(e)),
+    );
+    if (!exists) await this.store.put(r.location.bucket, `${r.location.key}/`, Buffer.alloc(0));
+  }
+
   async stat(path: string): Promise<FileStat> {
     const p = this.resolve(path);
     const r = this.options.namespace.resolve(p);

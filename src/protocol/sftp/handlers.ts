@@ -60,6 +60,12 @@ export interface Request {
   path?: string;
   /** Bytes the reply may take (a READ's length), counted against the session's reply budget. */
   replyBytes?: number;
+  /**
+   * Replies to READs of one handle go out in request order: OpenSSH 9.2's scp (which writes in place)
+   * truncates a download at the last in-order reply. The session sends this reply only after `previous`
+   * settles and calls `sent` once it has.
+   */
+  order?: { previous: Promise<void>; sent: () => void };
 }
 
 export type Handler = (ctx: SessionContext, req: Request, r: PacketCursor) => Promise<Buffer>;
@@ -214,6 +220,12 @@ const read: Handler = (ctx, req, r) => {
   const entry = lookup(ctx, req, handle);
   if (entry.kind !== 'read') return reject(entry.kind === 'write' ? wrongMode('reading') : invalidHandle());
   req.replyBytes = length;
+  const previous = entry.replyOrder;
+  let sent!: () => void;
+  entry.replyOrder = new Promise((resolve) => {
+    sent = resolve;
+  });
+  req.order = { previous, sent };
   return track(entry, entry.handle.read(offset, length)).then(
     (data) => {
       if (data.length === 0) return eof(req.id);

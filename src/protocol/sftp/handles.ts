@@ -20,6 +20,8 @@ interface EntryBase {
 export interface ReadEntry extends EntryBase {
   readonly kind: 'read';
   readonly handle: ReadHandle;
+  /** Settles when the latest READ's reply has been sent (see Request.order). */
+  replyOrder: Promise<void>;
 }
 
 export interface WriteEntry extends EntryBase {
@@ -48,7 +50,7 @@ export function newEntry(
   if (opened.kind === 'dir')
     return { ...base, kind: 'dir', handle: opened.handle, idleWaiters: [], queue: Promise.resolve() };
   if (opened.kind === 'write') return { ...base, kind: 'write', handle: opened.handle, idleWaiters: [] };
-  return { ...base, kind: 'read', handle: opened.handle, idleWaiters: [] };
+  return { ...base, kind: 'read', handle: opened.handle, idleWaiters: [], replyOrder: Promise.resolve() };
 }
 
 export function invalidHandle(): GatewayError {

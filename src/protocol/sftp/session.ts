@@ -29,6 +29,8 @@ export interface SftpSessionOptions {
   logger: Logger;
   /** Stop reading the channel while more written data than this waits on the vfs. Default 16 MiB. */
   maxPendingWriteBytes?: number;
+  /** Called just before the channel is ended, e.g. to send the exit status OpenSSH's scp waits for. */
+  beforeEnd?: () => void;
   /** Audit hook; must not throw (a throwing hook is logged and ignored). */
   onEvent?: (event: SftpEvent) => void;
   /** Called for every request received, e.g. to reset an idle timer. Must be cheap and must not throw. */
@@ -63,6 +65,7 @@ class Session implements SftpSession, SessionContext {
   private readonly maxPendingWriteBytes: number;
   private readonly onEvent: ((event: SftpEvent) => void) | undefined;
   private readonly onActivity: (() => void) | undefined;
+  private readonly beforeEnd: (() => void) | undefined;
   private resolveClosed!: () => void;
   private initialized = false;
   private closing = false;
@@ -81,6 +84,7 @@ class Session implements SftpSession, SessionContext {
     this.maxPendingWriteBytes = options.maxPendingWriteBytes ?? DEFAULT_MAX_PENDING_WRITE_BYTES;
     this.onEvent = options.onEvent;
     this.onActivity = options.onActivity;
+    this.beforeEnd = options.beforeEnd;
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -208,6 +212,14 @@ class Session implements SftpSession, SessionContext {
     }
     this.inFlight++;
     this.reservedReplyBytes += req.replyBytes ?? 0;
+    if (req.order) {
+      const { previous, sent } = req.order;
+      const result = reply;
+      reply = previous.then(() => result);
+      // Registered before the reply handler below, so `sent` runs first, but the next READ's reply waits
+      // at least one more microtask for `previous`, by which time this one is in the reply queue.
+      reply.then(sent, sent);
+    }
     reply.then(
       (packet) => this.finish(req, packet),
       (err: unknown) => {
@@ -259,7 +271,14 @@ class Session implements SftpSession, SessionContext {
     if (open.length > 0)
       this.logger.debug({ reason, handles: open.length }, 'SFTP session ending with open handles');
     await Promise.all(open.map((entry) => releaseEntry(this, entry, reason)));
-    if (!this.channel.destroyed && this.channel.writable) this.channel.end();
+    if (!this.channel.destroyed && this.channel.writable) {
+      try {
+        this.beforeEnd?.();
+      } catch (err) {
+        this.logger.warn({ err }, 'SFTP beforeEnd hook threw');
+      }
+      this.channel.end();
+    }
     this.logger.debug({ reason }, 'SFTP session ended');
     this.resolveClosed();
   }

@@ -1,0 +1,333 @@
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import ssh2 from 'ssh2';
+import type { AuthorizedKey } from '../auth/public-keys.js';
+import { fingerprintOf } from '../auth/public-keys.js';
+import type { Logger } from '../observability/logger.js';
+import type { UserFileSystem } from '../vfs/types.js';
+import { isTrustedProxy, readProxyHeader } from './proxy-protocol.js';
+import { type SftpEvent, type SftpSession, startSftpSession } from './sftp/session.js';
+
+const { Server } = ssh2;
+
+/** What the SSH layer needs to know about a user: who they are and which keys log them in. */
+export interface LoginUser {
+  UserName: string;
+  keys: AuthorizedKey[];
+}
+
+export interface SessionInfo {
+  sessionId: string;
+  user: string;
+  sourceIp: string;
+  sourcePort: number;
+  keyFingerprint: string;
+  keyType: string;
+  logger: Logger;
+}
+
+export interface SshGatewayOptions {
+  hostKeys: Buffer[];
+  banner?: string;
+  maxAuthTries: number;
+  loginGraceTimeMs: number;
+  idleTimeoutMs: number;
+  maxChannelsPerConnection: number;
+  proxyProtocol?: { enabled: boolean; trustedSources: string[]; timeoutMs: number };
+  /** Looked up at every login, so that reloaded users apply to new logins at once. */
+  findUser: (userName: string) => LoginUser | undefined;
+  /** Builds the filesystem of an authenticated session; a failure refuses the session with its message. */
+  openFileSystem: (user: LoginUser, info: SessionInfo) => Promise<UserFileSystem>;
+  logger: Logger;
+  /** Audit and metrics hooks. */
+  hooks?: {
+    connected?: (info: SessionInfo, negotiated: Negotiated | undefined) => void;
+    authFailure?: (details: { user: string; sourceIp: string; method: string; reason: string }) => void;
+    sftpEvent?: (info: SessionInfo, event: SftpEvent) => void;
+    disconnected?: (info: SessionInfo | undefined, reason: string) => void;
+  };
+}
+
+export interface Negotiated {
+  kex: string;
+  cipher: string;
+  mac: string;
+}
+
+/**
+ * The SSH front door: key authentication with login limits ssh2 does not have (max tries, login grace
+ * time), idle timeout, a cap on channels, and one SFTP subsystem per session channel running our own SFTP
+ * implementation over the raw channel. Connections come through our own net.Server so that a PROXY
+ * protocol header can be read before ssh2 sees the stream.
+ */
+export class SshGateway {
+  private readonly ssh: InstanceType<typeof Server>;
+  private readonly tcp: net.Server;
+  private readonly sessions = new Set<SftpSession>();
+  private readonly clients = new Set<ssh2.Connection>();
+  private accepting = true;
+
+  constructor(private readonly options: SshGatewayOptions) {
+    this.ssh = new Server(
+      {
+        hostKeys: options.hostKeys,
+        banner: options.banner,
+        ident: 'SFTP-S3-Gateway',
+        algorithms: {
+          // TransferSecurityPolicy-2024-01's choices plus chacha20-poly1305, which OpenSSH prefers.
+          kex: [
+            'curve25519-sha256',
+            'curve25519-sha256@libssh.org',
+            'ecdh-sha2-nistp256',
+            'ecdh-sha2-nistp384',
+            'ecdh-sha2-nistp521',
+            'diffie-hellman-group-exchange-sha256',
+            'diffie-hellman-group16-sha512',
+            'diffie-hellman-group18-sha512',
+            'diffie-hellman-group14-sha256',
+          ],
+          cipher: [
+            'aes128-gcm@openssh.com',
+            'aes256-gcm@openssh.com',
+            'chacha20-poly1305@openssh.com',
+            'aes128-ctr',
+            'aes192-ctr',
+            'aes256-ctr',
+          ],
+          hmac: [
+            'hmac-sha2-256-etm@openssh.com',
+            'hmac-sha2-512-etm@openssh.com',
+            'hmac-sha2-256',
+            'hmac-sha2-512',
+          ],
+        },
+      },
+      (client, info) => this.onClient(client, info),
+    );
+    this.tcp = net.createServer((socket) => void this.onSocket(socket));
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.tcp.once('error', reject);
+      this.tcp.listen(port, host, () => {
+        this.tcp.off('error', reject);
+        resolve((this.tcp.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  get activeSessions(): number {
+    return this.sessions.size;
+  }
+
+  /** Stops accepting connections; existing sessions go on. */
+  stopAccepting(): Promise<void> {
+    this.accepting = false;
+    return new Promise((resolve) => this.tcp.close(() => resolve()));
+  }
+
+  /** Waits until every session has ended by itself, or `deadlineMs` passes. */
+  async drain(deadlineMs: number): Promise<boolean> {
+    const until = Date.now() + deadlineMs;
+    while (this.sessions.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    return this.sessions.size === 0;
+  }
+
+  /** Ends every session: unfinished uploads are aborted, never completed half-way. */
+  async closeAll(reason: string): Promise<void> {
+    await Promise.all([...this.sessions].map((s) => s.close(reason)));
+    for (const c of this.clients) c.end();
+  }
+
+  private async onSocket(socket: net.Socket): Promise<void> {
+    socket.on('error', () => undefined);
+    if (!this.accepting) {
+      socket.destroy();
+      return;
+    }
+    const proxy = this.options.proxyProtocol;
+    if (proxy?.enabled) {
+      const peer = socket.remoteAddress ?? '';
+      if (!isTrustedProxy(peer, proxy.trustedSources)) {
+        this.options.logger.warn(
+          { 'source-ip': peer },
+          'PROXY protocol header expected from a trusted source only: connection refused',
+        );
+        socket.destroy();
+        return;
+      }
+      try {
+        const header = await readProxyHeader(socket, { timeoutMs: proxy.timeoutMs });
+        if (!header.local) {
+          // ssh2 and our logs read the client's address from the socket.
+          Object.defineProperty(socket, 'remoteAddress', { value: header.sourceAddress });
+          Object.defineProperty(socket, 'remotePort', { value: header.sourcePort });
+        }
+      } catch (e) {
+        this.options.logger.warn(
+          { 'source-ip': peer, err: (e as Error).message },
+          'bad PROXY protocol header',
+        );
+        socket.destroy();
+        return;
+      }
+    }
+    this.ssh.injectSocket(socket);
+  }
+
+  private onClient(client: ssh2.Connection, info: ssh2.ClientInfo): void {
+    const { options } = this;
+    const sessionId = randomBytes(8).toString('hex');
+    const sourceIp = info.ip;
+    const log = options.logger.child({ 'session-id': sessionId, 'source-ip': sourceIp });
+    this.clients.add(client);
+    let failures = 0;
+    let session: SessionInfo | undefined;
+    let loginUser: LoginUser | undefined;
+    let negotiated: Negotiated | undefined;
+    let channels = 0;
+    let endReason = 'client disconnected';
+
+    const graceTimer = setTimeout(() => {
+      endReason = `not authenticated within ${options.loginGraceTimeMs / 1000} s`;
+      log.info({ 'activity-type': 'EXIT_REASON' }, endReason);
+      client.end();
+    }, options.loginGraceTimeMs);
+    let idleTimer: NodeJS.Timeout | undefined;
+    const touch = () => idleTimer?.refresh();
+
+    client.on('handshake', (n) => {
+      negotiated = { kex: n.kex, cipher: n.cs.cipher, mac: n.cs.mac };
+    });
+
+    client.on('authentication', (ctx) => {
+      const refuse = (reason: string) => {
+        if (ctx.method !== 'none') {
+          failures++;
+          options.hooks?.authFailure?.({ user: ctx.username, sourceIp, method: ctx.method, reason });
+        }
+        if (failures >= options.maxAuthTries) {
+          endReason = `too many authentication failures (${failures})`;
+          log.info({ 'activity-type': 'EXIT_REASON', user: ctx.username }, endReason);
+          ctx.reject();
+          client.end();
+          return;
+        }
+        ctx.reject(['publickey']);
+      };
+      if (ctx.method !== 'publickey') {
+        refuse(`method ${ctx.method} not allowed`);
+        return;
+      }
+      // An unknown user and a wrong key take the same path and get the same answer.
+      const user = options.findUser(ctx.username);
+      const key = user?.keys.find((k) => k.blob.equals(ctx.key.data));
+      if (!user || !key) {
+        refuse(user ? 'key not authorized' : 'unknown user');
+        return;
+      }
+      if (!ctx.signature) {
+        ctx.accept();
+        return;
+      }
+      if (key.type === 'ssh-rsa' && !ctx.hashAlgo) {
+        refuse('ssh-rsa signatures (SHA-1) are refused; use rsa-sha2-256 or rsa-sha2-512');
+        return;
+      }
+      if (key.parsed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) !== true) {
+        refuse('bad signature');
+        return;
+      }
+      loginUser = user;
+      session = {
+        sessionId,
+        user: user.UserName,
+        sourceIp,
+        sourcePort: info.port,
+        keyFingerprint: fingerprintOf(key.blob),
+        keyType: key.type,
+        logger: log.child({ user: user.UserName }),
+      };
+      ctx.accept();
+    });
+
+    client.on('ready', () => {
+      clearTimeout(graceTimer);
+      if (!session) return;
+      options.hooks?.connected?.(session, negotiated);
+      idleTimer = setTimeout(() => {
+        endReason = `idle for ${options.idleTimeoutMs / 1000} s`;
+        session?.logger.info({ 'activity-type': 'EXIT_REASON' }, endReason);
+        client.end();
+      }, options.idleTimeoutMs);
+    });
+
+    client.on('session', (accept, reject) => {
+      if (!session || !loginUser || ++channels > options.maxChannelsPerConnection) {
+        reject();
+        return;
+      }
+      const sshSession = accept();
+      const current = session;
+      const user = loginUser;
+      sshSession.on('subsystem', (acceptSub, rejectSub, req) => {
+        if (req.name !== 'sftp') {
+          rejectSub();
+          return;
+        }
+        const channel = acceptSub();
+        void this.runSftp(channel, user, current, touch);
+      });
+      for (const type of ['exec', 'shell', 'pty', 'x11', 'env', 'auth-agent'] as const) {
+        sshSession.on(type as 'exec', (_accept: unknown, rejectReq?: () => void) => rejectReq?.());
+      }
+    });
+
+    client.on('request', (_accept, reject) => reject?.());
+    client.on('tcpip', (_accept, reject) => reject());
+    client.on('openssh.streamlocal', (_accept, reject) => reject());
+    client.on('error', (err) => {
+      endReason = err.message;
+      log.debug({ err: err.message }, 'connection error');
+    });
+    client.on('close', () => {
+      clearTimeout(graceTimer);
+      if (idleTimer) clearTimeout(idleTimer);
+      this.clients.delete(client);
+      options.hooks?.disconnected?.(session, endReason);
+    });
+  }
+
+  private async runSftp(
+    channel: ssh2.ServerChannel,
+    user: LoginUser,
+    info: SessionInfo,
+    touch: () => void,
+  ): Promise<void> {
+    let fs: UserFileSystem;
+    try {
+      fs = await this.options.openFileSystem(user, info);
+    } catch (e) {
+      info.logger.error({ 'activity-type': 'ERROR', err: (e as Error).message }, 'cannot start SFTP session');
+      channel.stderr.write(`sftp-s3-gateway: ${(e as Error).message}\n`);
+      channel.exit(1);
+      channel.end();
+      return;
+    }
+    const sftp = startSftpSession(channel, {
+      fs,
+      logger: info.logger,
+      onEvent: (event) => {
+        touch();
+        this.options.hooks?.sftpEvent?.(info, event);
+      },
+      onActivity: touch,
+      // OpenSSH's sftp-server exits 0 when the client is done; scp reports failure without an exit status.
+      beforeEnd: () => channel.exit(0),
+    });
+    this.sessions.add(sftp);
+    await sftp.closed;
+    this.sessions.delete(sftp);
+  }
+}
