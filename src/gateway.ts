@@ -7,6 +7,7 @@ import { GatewayMetrics } from './observability/metrics.js';
 import { auditSftpEvent } from './protocol/sftp-audit.js';
 import { SshGateway } from './protocol/ssh-server.js';
 import { createStore } from './storage/create-store.js';
+import { configureSharedMemoryBudget } from './storage/memory-budget.js';
 import { createUserFileSystem } from './vfs/factory.js';
 
 export interface RunningGateway {
@@ -25,8 +26,20 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
     const bucket = u.HomeDirectory?.split('/')[1];
     return bucket && !bucket.includes('$') ? [bucket] : [];
   });
-  const { store, spoolDir, stop: stopStore } = await createStore(config.storage, [...new Set(homeBuckets)]);
+  const budget = configureSharedMemoryBudget(config.memoryBudgetMiB * 1024 * 1024);
   const metrics = new GatewayMetrics();
+  metrics.setMemoryBudgetSource(() => budget);
+  const {
+    store,
+    spoolDir,
+    hiddenPrefix,
+    stop: stopStore,
+  } = await createStore(config.storage, [...new Set(homeBuckets)], {
+    keepPartial: config.keepPartialUploads,
+    budget,
+    logger,
+    stateDir: config.stateDir,
+  });
   const hostKeys = loadOrCreateHostKeys(config.server.hostKeys);
   let accepting = true;
 
@@ -51,6 +64,7 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
         keepPartial: config.keepPartialUploads,
         spoolDir,
         spoolMaxBytes: config.spoolMaxMiB * 1024 * 1024,
+        hiddenPrefix,
       });
       await fs.ensureHome();
       return fs;

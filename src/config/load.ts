@@ -17,7 +17,9 @@ export interface User extends Omit<UserConfig, 'SshPublicKeys' | 'SshPublicKeyBo
   keys: AuthorizedKey[];
 }
 
-export interface GatewayConfig extends Omit<RawConfig, 'users'> {
+export interface GatewayConfig extends Omit<RawConfig, 'users' | 'stateDir'> {
+  /** Absolute; always set (defaults to the first host key's folder). */
+  stateDir: string;
   /** Absolute path of the file this came from. */
   file: string;
   users: Map<string, User>;
@@ -142,6 +144,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     ...raw,
     file,
     server: { ...raw.server, hostKeys: raw.server.hostKeys.map(resolve) },
+    stateDir: resolve(raw.stateDir ?? path.dirname(raw.server.hostKeys[0]!)),
     storage,
     users,
   };

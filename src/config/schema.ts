@@ -103,8 +103,10 @@ export const localStorageSchema = z.strictObject({
 export const s3StorageSchema = z.strictObject({
   type: z.literal('s3'),
   region: z.string().min(1).default('us-east-1'),
+  /** Any S3-compatible endpoint; omitted for AWS. */
   endpoint: z.url().optional(),
   forcePathStyle: z.boolean().optional(),
+  /** Static keys; omitted: the AWS default credential chain (environment, profile, IRSA, instance role). */
   credentials: z
     .strictObject({
       accessKeyId: z.string().min(1),
@@ -112,12 +114,25 @@ export const s3StorageSchema = z.strictObject({
       sessionToken: z.string().optional(),
     })
     .optional(),
-  partSizeMiB: z.number().int().min(5).max(5120).optional(),
-  uploadConcurrency: z.number().int().min(1).max(64).optional(),
-  copyPartThresholdMiB: z.number().int().min(5).optional(),
-  multipartMaxAgeHours: z.number().positive().optional(),
+  /** First part of a multipart upload, MiB (later parts grow so that 5 TiB fits 10,000 parts). */
+  partSizeMiB: z.number().int().min(5).max(5120).default(8),
+  /** Parts of one upload in flight at once. */
+  uploadConcurrency: z.number().int().min(1).max(64).default(4),
+  /** Objects above this are copied (rename) with multipart UploadPartCopy, MiB. */
+  copyPartThresholdMiB: z.number().int().min(5).max(5120).default(5120),
+  readAheadChunkMiB: z.number().min(0.0625).max(64).default(4),
+  readAheadChunks: z.number().int().min(1).max(32).default(4),
+  /** The janitor aborts the gateway's own multipart uploads older than this. */
+  multipartMaxAgeHours: z.number().positive().default(24),
+  /** aws: current SDK defaults. generic: Ceph, Swift, older MinIO (no flexible checksums, no conditional writes, Content-MD5 on DeleteObjects). */
+  compatibility: z.enum(['aws', 'generic']).default('aws'),
   checksums: z.boolean().optional(),
-  compatibility: z.union([z.enum(['aws', 'plain']), z.record(z.string(), z.boolean())]).optional(),
+  checksumAlgorithm: z.enum(['CRC32C', 'CRC32', 'SHA256']).optional(),
+  conditionalWrites: z.enum(['full', 'put', 'none']).optional(),
+  deleteMode: z.enum(['batch', 'batch-md5', 'single']).optional(),
+  maxSockets: z.number().int().min(1).optional(),
+  /** Bucket used by the readiness check (HeadBucket); without it, ListBuckets. */
+  checkBucket: z.string().optional(),
 });
 
 export const storageSchema = z.discriminatedUnion('type', [localStorageSchema, s3StorageSchema]);
@@ -125,6 +140,8 @@ export const storageSchema = z.discriminatedUnion('type', [localStorageSchema, s
 export const configSchema = z.strictObject({
   server: serverSchema.default(serverSchema.parse({})),
   storage: storageSchema.default({ type: 'local', root: 'data' }),
+  /** Writable folder for spools and the user store; default: the first host key's folder. */
+  stateDir: z.string().optional(),
   /** Memory for every upload part buffer and read-ahead buffer together, MiB. */
   memoryBudgetMiB: z.number().int().min(16).default(256),
   /** PARTIAL_CLOSE: on a dropped connection, keep what arrived instead of discarding it. */

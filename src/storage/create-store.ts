@@ -1,13 +1,19 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { StorageConfig } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
 import { LocalStore } from './local/local-store.js';
+import type { MemoryBudget } from './memory-budget.js';
 import type { ObjectStore } from './object-store.js';
+import { MiB } from './s3/config.js';
+import { S3Store } from './s3/index.js';
 
 export interface CreatedStore {
   store: ObjectStore;
   /** Where upload spools live for this store. */
   spoolDir: string;
+  /** A top-level name in every bucket that the store uses for itself and users must not see. */
+  hiddenPrefix?: string;
   /** Background work (the S3 multipart janitor) to stop at shutdown. */
   stop(): Promise<void>;
 }
@@ -16,7 +22,11 @@ export interface CreatedStore {
  * @param buckets buckets the users' homes live in: the local store creates their folders, since a fresh
  *   machine has none and there is no other way to create a bucket.
  */
-export async function createStore(config: StorageConfig, buckets: string[]): Promise<CreatedStore> {
+export async function createStore(
+  config: StorageConfig,
+  buckets: string[],
+  options: { keepPartial: boolean; budget: MemoryBudget; logger: Logger; stateDir: string },
+): Promise<CreatedStore> {
   if (config.type === 'local') {
     const store = new LocalStore({ root: config.root, tempDir: config.tempDir });
     await store.init();
@@ -27,5 +37,35 @@ export async function createStore(config: StorageConfig, buckets: string[]): Pro
       stop: () => store.close(),
     };
   }
-  throw new Error('storage type s3 is not available in this build yet');
+  const store = new S3Store(
+    {
+      region: config.region,
+      endpoint: config.endpoint,
+      forcePathStyle: config.forcePathStyle,
+      credentials: config.credentials,
+      partSize: config.partSizeMiB * MiB,
+      uploadConcurrency: config.uploadConcurrency,
+      copyPartThreshold: config.copyPartThresholdMiB * MiB,
+      readAheadChunkSize: Math.round(config.readAheadChunkMiB * MiB),
+      readAheadChunks: config.readAheadChunks,
+      keepPartial: options.keepPartial,
+      multipartMaxAge: config.multipartMaxAgeHours * 3600_000,
+      janitorBuckets: buckets,
+      compatibility: config.compatibility,
+      checksums: config.checksums,
+      checksumAlgorithm: config.checksumAlgorithm,
+      conditionalWrites: config.conditionalWrites,
+      deleteMode: config.deleteMode,
+      maxSockets: config.maxSockets,
+      checkBucket: config.checkBucket ?? buckets[0],
+    },
+    { budget: options.budget, logger: options.logger },
+  );
+  store.startJanitor();
+  return {
+    store,
+    spoolDir: path.join(options.stateDir, 'spool'),
+    hiddenPrefix: store.config.journalPrefix.split('/')[0] ?? undefined,
+    stop: () => store.close(),
+  };
 }

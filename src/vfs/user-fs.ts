@@ -36,6 +36,8 @@ export interface ObjectFileSystemOptions {
   spoolDir: string;
   spoolMaxBytes: number;
   reorderWindowBytes?: number;
+  /** A top-level name in each bucket the store keeps for itself (S3 upload journal): invisible and off limits. */
+  hiddenPrefix?: string;
   /** Concurrent copies while renaming a directory. */
   renameConcurrency?: number;
   /** Audit hook for each file handle that ends. */
@@ -108,7 +110,7 @@ export class ObjectFileSystem implements UserFileSystem {
     this.check('list', located);
     const st = await this.statLocated(located);
     if (st.type !== 'directory') throw notADirectory(p);
-    return new PrefixDirHandle(p, this.store, r.location);
+    return new PrefixDirHandle(p, this.store, r.location, this.options.hiddenPrefix);
   }
 
   async open(path: string, flags: OpenFlags): Promise<ReadHandle | WriteHandle> {
@@ -331,6 +333,11 @@ export class ObjectFileSystem implements UserFileSystem {
   }
 
   private check(action: FsAction, located: Located): void {
+    const hidden = this.options.hiddenPrefix;
+    const key = located.location.key;
+    if (hidden && (key === hidden || key.startsWith(`${hidden}/`))) {
+      throw permissionDenied(`permission denied: ${located.path} is reserved for the gateway`);
+    }
     this.options.access.check(action, located.location, located.path);
   }
 
@@ -413,6 +420,7 @@ class PrefixDirHandle implements DirHandle {
     readonly path: string,
     private readonly store: ObjectStore,
     private readonly location: StoreLocation,
+    private readonly hiddenPrefix?: string,
   ) {
     this.prefix = dirPrefix(location.key);
   }
@@ -427,6 +435,9 @@ class PrefixDirHandle implements DirHandle {
       this.token = page.nextToken;
       this.exhausted = !page.nextToken;
       this.buffered = mergePage(page, this.prefix);
+      if (this.prefix === '' && this.hiddenPrefix) {
+        this.buffered = this.buffered.filter((e) => e.name !== this.hiddenPrefix);
+      }
     }
     if (this.buffered.length === 0) return undefined;
     return this.buffered.splice(0, max);
