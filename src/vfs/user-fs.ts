@@ -118,25 +118,33 @@ export class ObjectFileSystem implements UserFileSystem {
     if (flags.read && flags.write) {
       throw unsupported(`${located.path}: opening a file for reading and writing at once is not supported`);
     }
-    if (!flags.write) return this.openRead(located);
+    if (!flags.write) return this.openRead(located, flags);
     return this.openWrite(located, flags);
   }
 
-  private async openRead(located: Located): Promise<ReadHandle> {
+  private async openRead(located: Located, flags: OpenFlags): Promise<ReadHandle> {
     this.check('read', located);
     const { bucket, key } = located.location;
-    const info = key === '' ? undefined : await this.store.head(bucket, key);
+    let info = key === '' ? undefined : await this.store.head(bucket, key);
+    // open(O_RDONLY | O_CREAT [| O_EXCL]) keeps its POSIX meaning.
+    if (info && flags.create && flags.exclusive) throw alreadyExists(located.path);
+    if (!info && flags.create && key !== '' && !(await this.isDirectory(located))) {
+      this.check('write', located);
+      if ((await this.parentStat(located))?.type !== 'directory') throw notFound(parentOf(located.path));
+      info = await this.store.put(bucket, key, Buffer.alloc(0), { ifNoneMatch: flags.exclusive });
+    }
     if (!info) {
       if ((await this.statLocated(located).catch(() => undefined))?.type === 'directory')
         throw isADirectory(located.path);
       throw notFound(located.path);
     }
-    const reader = await this.store.openReader(bucket, key, info);
+    const opened = info;
+    const reader = await this.store.openReader(bucket, key, opened);
     return {
       kind: 'read',
       path: located.path,
       read: (offset, length) => reader.read(offset, length),
-      stat: async () => fileStat(info),
+      stat: async () => fileStat(opened),
       close: () => reader.close(),
     };
   }
