@@ -124,7 +124,10 @@ export class SshGateway {
   /** Stops accepting connections; existing sessions go on. */
   stopAccepting(): Promise<void> {
     this.accepting = false;
-    return new Promise((resolve) => this.tcp.close(() => resolve()));
+    // Not `close(callback)`: its callback waits until every open connection has ended, which would hold
+    // a graceful shutdown past its deadline. The listening socket itself closes at once.
+    this.tcp.close();
+    return Promise.resolve();
   }
 
   /** Waits until every session has ended by itself, or `deadlineMs` passes. */
@@ -279,7 +282,11 @@ export class SshGateway {
         const channel = acceptSub();
         void this.runSftp(channel, user, current, touch);
       });
+      // Bench only (issue 8, bench/): SFTP_GATEWAY_BENCH_CHANNEL=1 enables `exec sink` / `exec source N`
+      // to time the bare SSH transport. Off by default; never set it in production.
+      if (BENCH_CHANNEL) sshSession.on('exec', (acc, rej, req) => benchExec(acc, rej, req.command));
       for (const type of ['exec', 'shell', 'pty', 'x11', 'env', 'auth-agent'] as const) {
+        if (BENCH_CHANNEL && type === 'exec') continue;
         sshSession.on(type as 'exec', (_accept: unknown, rejectReq?: () => void) => rejectReq?.());
       }
     });
@@ -330,4 +337,40 @@ export class SshGateway {
     await sftp.closed;
     this.sessions.delete(sftp);
   }
+}
+
+/** Bench only: read once at startup, false unless the bench harness sets SFTP_GATEWAY_BENCH_CHANNEL=1. */
+const BENCH_CHANNEL = process.env['SFTP_GATEWAY_BENCH_CHANNEL'] === '1';
+
+/** Bench only: `sink` discards what the client sends; `source N` sends N zero bytes. Nothing else runs. */
+function benchExec(accept: () => ssh2.ServerChannel, reject: () => void, command: string): void {
+  const m = /^(?:sink|source (\d{1,15}))$/.exec(command);
+  if (!m) {
+    reject();
+    return;
+  }
+  const ch = accept();
+  const done = () => {
+    ch.exit(0);
+    ch.end();
+  };
+  if (m[1] === undefined) {
+    ch.on('data', () => undefined);
+    ch.on('end', done);
+    return;
+  }
+  let left = Number(m[1]);
+  const block = Buffer.alloc(256 * 1024);
+  const pump = () => {
+    while (left > 0) {
+      const b = left >= block.length ? block : block.subarray(0, left);
+      left -= b.length;
+      if (!ch.write(b)) {
+        ch.once('drain', pump);
+        return;
+      }
+    }
+    done();
+  };
+  pump();
 }
