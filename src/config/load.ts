@@ -2,8 +2,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isMap, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { type AuthorizedKey, parseAuthorizedKey } from '../auth/public-keys.js';
-import { configSchema, type RawConfig, type UserConfig } from './schema.js';
+import { compilePolicy } from '../policy/index.js';
+import { configSchema, type RawConfig, type RoleConfig } from './schema.js';
+import { checkUser, type User } from './users.js';
+
+export type { User } from './users.js';
 
 /** One line per problem, `FILE:LINE:COL: field: what is wrong`, so an operator can jump to it. */
 export class ConfigError extends Error {
@@ -13,16 +16,14 @@ export class ConfigError extends Error {
   }
 }
 
-export interface User extends Omit<UserConfig, 'SshPublicKeys' | 'SshPublicKeyBody'> {
-  keys: AuthorizedKey[];
-}
-
-export interface GatewayConfig extends Omit<RawConfig, 'users' | 'stateDir'> {
+export interface GatewayConfig extends Omit<RawConfig, 'users' | 'stateDir' | 'roles'> {
   /** Absolute; always set (defaults to the first host key's folder). */
   stateDir: string;
   /** Absolute path of the file this came from. */
   file: string;
   users: Map<string, User>;
+  /** Locally defined roles by ARN. */
+  roles: Map<string, RoleConfig>;
 }
 
 type Path = (string | number)[];
@@ -91,42 +92,23 @@ export function parseConfig(text: string, file: string): GatewayConfig {
   const problems: string[] = [];
   const users = new Map<string, User>();
   raw.users.forEach((u, index) => {
-    const { SshPublicKeys, SshPublicKeyBody, ...rest } = u;
     if (users.has(u.UserName))
       problems.push(problem(['users', index, 'UserName'], `duplicate user "${u.UserName}"`));
-    const keys: AuthorizedKey[] = [];
-    const addKey = (line: string, p: Path) => {
+    const user = checkUser(u, (p, message) => problems.push(problem(['users', index, ...p], message)));
+    users.set(u.UserName, user);
+  });
+  const roles = new Map<string, RoleConfig>();
+  raw.roles.forEach((r, index) => {
+    if (roles.has(r.Arn)) problems.push(problem(['roles', index, 'Arn'], `duplicate role "${r.Arn}"`));
+    roles.set(r.Arn, r);
+    r.Policies.forEach((doc, i) => {
       try {
-        const key = parseAuthorizedKey(line);
-        if (!keys.some((k) => k.blob.equals(key.blob))) keys.push(key);
+        // Variables are per user; compiling with a placeholder user checks the document's shape.
+        compilePolicy(doc, { label: `role policy`, variables: { userName: 'user' } });
       } catch (e) {
-        problems.push(problem(p, (e as Error).message));
+        problems.push(problem(['roles', index, 'Policies', i], (e as Error).message));
       }
-    };
-    SshPublicKeys?.forEach((k, i) => {
-      if (typeof k === 'string') addKey(k, ['users', index, 'SshPublicKeys', i]);
-      else addKey(k.SshPublicKeyBody, ['users', index, 'SshPublicKeys', i, 'SshPublicKeyBody']);
     });
-    if (SshPublicKeyBody !== undefined) addKey(SshPublicKeyBody, ['users', index, 'SshPublicKeyBody']);
-    if (u.HomeDirectoryType === 'LOGICAL' && u.HomeDirectoryMappings) {
-      const root = u.HomeDirectoryMappings.findIndex((m) => m.Entry === '/');
-      if (root >= 0 && u.HomeDirectoryMappings.length > 1) {
-        problems.push(
-          problem(
-            ['users', index, 'HomeDirectoryMappings', root, 'Entry'],
-            'an Entry of "/" must be the only mapping',
-          ),
-        );
-      }
-      u.HomeDirectoryMappings.forEach((m, i) => {
-        if (m.Target.length > 1 && m.Target.endsWith('/')) {
-          problems.push(
-            problem(['users', index, 'HomeDirectoryMappings', i, 'Target'], 'must not end with /'),
-          );
-        }
-      });
-    }
-    users.set(u.UserName, { ...rest, keys });
   });
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -147,6 +129,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     stateDir: resolve(raw.stateDir ?? path.dirname(raw.server.hostKeys[0]!)),
     storage,
     users,
+    roles,
   };
 }
 

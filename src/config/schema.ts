@@ -51,6 +51,15 @@ export const userSchema = z
     PosixProfile: z.looseObject({ Uid: z.number(), Gid: z.number() }).optional(),
     ServerId: z.string().optional(),
     Description: z.string().optional(),
+    /**
+     * Not a CreateUser field: an argon2id hash (`$argon2id$...`, from `sftp-s3-gateway hash-password`)
+     * for PASSWORD logins of SERVICE_MANAGED users, which the managed service only offers through a
+     * custom identity provider.
+     */
+    PasswordHash: z
+      .string()
+      .regex(/^\$argon2id\$/, 'must be an argon2id hash ($argon2id$...; see hash-password)')
+      .optional(),
   })
   .superRefine((u, ctx) => {
     if (u.HomeDirectoryType === 'PATH' && !u.HomeDirectory) {
@@ -84,6 +93,15 @@ export const serverSchema = z.strictObject({
   /** ENABLE_NO_OP (accept and ignore mode/times, the default here) or DEFAULT (refuse them, as the managed service does on S3). */
   setStatOption: z.enum(['ENABLE_NO_OP', 'DEFAULT']).default('ENABLE_NO_OP'),
   shutdownDeadlineSeconds: z.number().min(0).default(30),
+  /** SftpAuthenticationMethods; default PUBLIC_KEY_OR_PASSWORD (password only for users with a PasswordHash). */
+  sftpAuthenticationMethods: z
+    .enum(['PUBLIC_KEY', 'PASSWORD', 'PUBLIC_KEY_OR_PASSWORD', 'PUBLIC_KEY_AND_PASSWORD'])
+    .default('PUBLIC_KEY_OR_PASSWORD'),
+  /** The ServerId sent to a custom identity provider (`s-` + 17 hex). */
+  serverId: z
+    .string()
+    .regex(/^s-([0-9a-f]{17})$/, 'must be s- followed by 17 hex digits')
+    .default('s-00000000000000000'),
   proxyProtocol: z
     .strictObject({
       enabled: z.boolean().default(false),
@@ -137,6 +155,34 @@ export const s3StorageSchema = z.strictObject({
 
 export const storageSchema = z.discriminatedUnion('type', [localStorageSchema, s3StorageSchema]);
 
+/** An IAM policy document, as an object or as the JSON string the AWS APIs take. */
+const policyDocument = z.union([z.string().min(1), z.record(z.string(), z.unknown())]);
+
+/** A role defined locally: its policies are enforced by the gateway (any S3-compatible store). */
+export const roleSchema = z.strictObject({
+  Arn: z.string().regex(/^arn:.*role\/\S+$/, 'must be an IAM role ARN (arn:...:role/name)'),
+  Policies: z.array(policyDocument).default([]),
+  Description: z.string().optional(),
+});
+
+/** Where roles that are not defined locally are assumed (AWS S3 only). */
+export const stsSchema = z.strictObject({
+  /** Omitted: the regional AWS STS endpoint. */
+  endpoint: z.url().optional(),
+  /** Omitted: storage.region. */
+  region: z.string().min(1).optional(),
+  durationSeconds: z.number().int().min(900).max(43200).default(3600),
+});
+
+/** A custom identity provider reached over HTTP (a Lambda function URL or an API Gateway endpoint). */
+export const identityProviderSchema = z.strictObject({
+  type: z.enum(['AWS_LAMBDA', 'API_GATEWAY']).default('AWS_LAMBDA'),
+  url: z.url(),
+  timeoutSeconds: z.number().positive().max(300).default(10),
+  /** Extra request headers (e.g. an API key). */
+  headers: z.record(z.string(), z.string()).optional(),
+});
+
 export const configSchema = z.strictObject({
   server: serverSchema.default(serverSchema.parse({})),
   storage: storageSchema.default({ type: 'local', root: 'data' }),
@@ -160,6 +206,12 @@ export const configSchema = z.strictObject({
     ])
     .default({ host: '127.0.0.1', port: 9100 }),
   users: z.array(userSchema).default([]),
+  roles: z.array(roleSchema).default([]),
+  sts: stsSchema.optional(),
+  /** When set, logins are decided by this provider instead of `users` (IdentityProviderType AWS_LAMBDA / API_GATEWAY). */
+  identityProvider: identityProviderSchema.optional(),
+  /** Reload the config file when it changes (SIGHUP always reloads). */
+  watchConfig: z.boolean().default(true),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -167,3 +219,7 @@ export type UserConfig = z.infer<typeof userSchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
 export type S3StorageSettings = z.infer<typeof s3StorageSchema>;
 export type ServerConfig = z.infer<typeof serverSchema>;
+export type RoleConfig = z.infer<typeof roleSchema>;
+export type StsConfig = z.infer<typeof stsSchema>;
+export type IdentityProviderConfig = z.infer<typeof identityProviderSchema>;
+export type SftpAuthenticationMethods = ServerConfig['sftpAuthenticationMethods'];

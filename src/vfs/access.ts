@@ -7,6 +7,8 @@ export type FsAction = 'stat' | 'list' | 'read' | 'write' | 'delete' | 'mkdir' |
 /** Decides whether a user may do `action` at `location`; throws PermissionDenied (naming both) if not. */
 export interface AccessControl {
   check(action: FsAction, location: StoreLocation, virtualPath: string): void;
+  /** True when a decision about a directory does not cover the keys below it (policies): renames check each key. */
+  readonly checksEachKey?: boolean;
 }
 
 /** PATH users without a policy stay inside their HomeDirectory, as in the managed service. */

@@ -257,8 +257,35 @@ export class ObjectFileSystem implements UserFileSystem {
       return;
     }
     if (dstStat) throw alreadyExists(target.path);
+    if (this.options.access.checksEachKey) await this.checkEachKey(source, target);
     await this.renameDirectory(source.location, target.location);
     this.dirCache.clear();
+  }
+
+  /**
+   * A directory rename is a copy and a delete of every key below it: under policies each key is checked
+   * (read + delete at the source, write at the target) before anything is copied.
+   */
+  private async checkEachKey(source: Located, target: Located): Promise<void> {
+    const srcPrefix = `${source.location.key}/`;
+    let token: string | undefined;
+    do {
+      const page = await this.store.list(source.location.bucket, { prefix: srcPrefix, continuationToken: token });
+      for (const o of page.objects) {
+        const suffix = o.key.slice(srcPrefix.length);
+        const name = suffix.replace(/\/$/, '');
+        const at = (l: Located, key: string): Located => ({
+          path: name === '' ? l.path : joinPath(l.path, name),
+          location: { bucket: l.location.bucket, key },
+          fileOnly: false,
+        });
+        const from = at(source, o.key);
+        this.check('read', from);
+        this.check('delete', from);
+        this.check('write', at(target, `${target.location.key}/${suffix}`));
+      }
+      token = page.nextToken;
+    } while (token);
   }
 
   /** Copies every key under the prefix with bounded concurrency, then deletes the originals. */
