@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import type { StorageConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import { LocalStore } from './local/local-store.js';
@@ -16,6 +17,8 @@ export interface CreatedStore {
   hiddenPrefix?: string;
   /** Background work (the S3 multipart janitor) to stop at shutdown. */
   stop(): Promise<void>;
+  /** S3 only: the same store acting with other credentials (a session's assumed role); close it at session end. */
+  forCredentials?(credentials: AwsCredentialIdentityProvider): { store: ObjectStore; close(): Promise<void> };
 }
 
 /**
@@ -67,5 +70,13 @@ export async function createStore(
     spoolDir: path.join(options.stateDir, 'spool'),
     hiddenPrefix: store.config.journalPrefix.split('/')[0] ?? undefined,
     stop: () => store.close(),
+    forCredentials: (credentials) => {
+      // The same settings with a session's own credentials (STS AssumeRole); no janitor of its own.
+      const own = new S3Store(
+        { ...store.config, credentials, janitorBuckets: [] },
+        { budget: options.budget, logger: options.logger },
+      );
+      return { store: own, close: () => own.close() };
+    },
   };
 }

@@ -1,3 +1,5 @@
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
+
 /**
  * S3Store settings. Provider quirks are data: a `compatibility` preset fills in the named switches, and
  * any switch given explicitly wins over the preset.
@@ -9,8 +11,10 @@ export interface S3StoreConfig {
   /** Any S3-compatible endpoint; omitted for AWS. */
   endpoint?: string;
   forcePathStyle?: boolean;
-  /** Static keys; omitted: the AWS default credential chain. */
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Static keys or a provider (a session's assumed role); omitted: the AWS default credential chain. */
+  credentials?:
+    | { accessKeyId: string; secretAccessKey: string; sessionToken?: string }
+    | AwsCredentialIdentityProvider;
   /** First part size in bytes (default 8 MiB, minimum 5 MiB); later parts grow so 5 TiB fits 10,000 parts. */
   partSize?: number;
   /** Parts of one upload in flight at once (default 4). */
