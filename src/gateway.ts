@@ -3,7 +3,7 @@ import type { GatewayConfig } from './config/load.js';
 import { audit } from './observability/audit.js';
 import { type ObservabilityServer, startObservabilityServer } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
-import { GatewayMetrics } from './observability/metrics.js';
+import { GatewayMetrics, s3RequestObserver } from './observability/metrics.js';
 import { auditSftpEvent } from './protocol/sftp-audit.js';
 import { SshGateway } from './protocol/ssh-server.js';
 import { createStore } from './storage/create-store.js';
@@ -39,6 +39,7 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
     budget,
     logger,
     stateDir: config.stateDir,
+    onS3Request: s3RequestObserver(metrics),
   });
   const hostKeys = loadOrCreateHostKeys(config.server.hostKeys);
   let accepting = true;

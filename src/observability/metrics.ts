@@ -292,3 +292,26 @@ export function s3ErrorCode(err: unknown): string {
   }
   return 'Unknown';
 }
+
+/**
+ * The observer to hand to the S3 store (`S3StoreDeps.onRequest`): every request goes to the latency
+ * histogram and the error counter, and the multipart lifecycle requests that succeeded also count as
+ * multipart uploads started (CreateMultipartUpload), completed (CompleteMultipartUpload) and aborted
+ * (AbortMultipartUpload, the janitor's clean-up of orphans included).
+ */
+export function s3RequestObserver(
+  metrics: GatewayMetrics,
+): (operation: string, seconds: number, errorCode?: string) => void {
+  return (operation, seconds, errorCode) => {
+    metrics.s3Request(operation, seconds, errorCode);
+    if (errorCode !== undefined) return;
+    const event = MULTIPART_OPERATIONS.get(operation);
+    if (event) metrics.multipart(event);
+  };
+}
+
+const MULTIPART_OPERATIONS: ReadonlyMap<string, MultipartEvent> = new Map([
+  ['CreateMultipartUpload', 'started'],
+  ['CompleteMultipartUpload', 'completed'],
+  ['AbortMultipartUpload', 'aborted'],
+]);

@@ -35,11 +35,14 @@ import { isNotFound, mapS3Error, s3Status } from './errors.js';
 import { MultipartJanitor } from './janitor.js';
 import { S3MultipartWriter } from './multipart-writer.js';
 import { S3ReadAheadReader } from './read-ahead-reader.js';
+import { observeS3Requests, type S3RequestObserver } from './request-metrics.js';
 
 export interface S3StoreDeps {
   /** Defaults to the process-wide budget. */
   budget?: MemoryBudget;
   logger?: Logger;
+  /** Observes every S3 request (operation, latency, error code): the gateway's metrics. */
+  onRequest?: S3RequestObserver;
 }
 
 const DELETE_BATCH = 1000;
@@ -74,6 +77,7 @@ export class S3Store implements ObjectStore {
         connectionTimeout: 5000,
       },
     });
+    if (deps.onRequest) observeS3Requests(this.client, deps.onRequest);
     for (const b of c.janitorBuckets) this.#buckets.add(b);
     this.#ctx = {
       client: this.client,
