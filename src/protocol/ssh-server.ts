@@ -21,8 +21,11 @@ export interface SessionInfo {
   user: string;
   sourceIp: string;
   sourcePort: number;
+  /** Empty for password logins. */
   keyFingerprint: string;
   keyType: string;
+  /** publickey, password, or publickey+password. */
+  method: string;
   logger: Logger;
 }
 
@@ -35,7 +38,18 @@ export interface SshGatewayOptions {
   maxChannelsPerConnection: number;
   proxyProtocol?: { enabled: boolean; trustedSources: string[]; timeoutMs: number };
   /** Looked up at every login, so that reloaded users apply to new logins at once. */
-  findUser: (userName: string) => LoginUser | undefined;
+  findUser: (
+    userName: string,
+    login: { sourceIp: string; sessionId: string },
+  ) => LoginUser | undefined | Promise<LoginUser | undefined>;
+  /** Checks a password; undefined when it is wrong (or the user unknown). */
+  passwordLogin?: (
+    userName: string,
+    password: string,
+    login: { sourceIp: string; sessionId: string },
+  ) => Promise<LoginUser | undefined>;
+  /** SftpAuthenticationMethods, read at each attempt (reloads apply); default PUBLIC_KEY. */
+  authMethods?: () => 'PUBLIC_KEY' | 'PASSWORD' | 'PUBLIC_KEY_OR_PASSWORD' | 'PUBLIC_KEY_AND_PASSWORD';
   /** Builds the filesystem of an authenticated session; a failure refuses the session with its message. */
   openFileSystem: (user: LoginUser, info: SessionInfo) => Promise<UserFileSystem>;
   logger: Logger;
@@ -66,6 +80,11 @@ export class SshGateway {
   private readonly sessions = new Set<SftpSession>();
   private readonly clients = new Set<ssh2.Connection>();
   private accepting = true;
+  /**
+   * Started when a TCP connection is accepted, not when ssh2 sees the client's identification, so that a
+   * client that never speaks is dropped too; cleared once it has authenticated.
+   */
+  private readonly graceTimers = new WeakMap<net.Socket, NodeJS.Timeout>();
 
   constructor(private readonly options: SshGatewayOptions) {
     this.ssh = new Server(
@@ -176,6 +195,17 @@ export class SshGateway {
         return;
       }
     }
+    this.graceTimers.set(
+      socket,
+      setTimeout(() => {
+        this.options.logger.info(
+          { 'activity-type': 'EXIT_REASON', 'source-ip': socket.remoteAddress },
+          `not authenticated within ${this.options.loginGraceTimeMs / 1000} s`,
+        );
+        socket.destroy();
+      }, this.options.loginGraceTimeMs),
+    );
+    socket.once('close', () => clearTimeout(this.graceTimers.get(socket)));
     this.ssh.injectSocket(socket);
   }
 
@@ -192,17 +222,57 @@ export class SshGateway {
     let channels = 0;
     let endReason = 'client disconnected';
 
-    const graceTimer = setTimeout(() => {
-      endReason = `not authenticated within ${options.loginGraceTimeMs / 1000} s`;
-      log.info({ 'activity-type': 'EXIT_REASON' }, endReason);
-      client.end();
-    }, options.loginGraceTimeMs);
+    // The login grace timer started when the TCP connection was accepted (onSocket).
+    const socket = (client as unknown as { _sock?: net.Socket })._sock;
+    const graceTimer = socket ? this.graceTimers.get(socket) : undefined;
     let idleTimer: NodeJS.Timeout | undefined;
     const touch = () => idleTimer?.refresh();
 
     client.on('handshake', (n) => {
       negotiated = { kex: n.kex, cipher: n.cs.cipher, mac: n.cs.mac };
     });
+
+    // One identity lookup per user name and connection: the key query and the signed request share it.
+    const lookups = new Map<string, Promise<LoginUser | undefined>>();
+    const lookup = (name: string) => {
+      let p = lookups.get(name);
+      if (!p) {
+        p = Promise.resolve(options.findUser(name, { sourceIp, sessionId })).catch((e) => {
+          log.warn({ user: name, err: (e as Error).message }, 'user lookup failed');
+          return undefined;
+        });
+        lookups.set(name, p);
+      }
+      return p;
+    };
+    /** PUBLIC_KEY_AND_PASSWORD: the user whose key was accepted, waiting for the password. */
+    let keyPassed: { user: LoginUser; key: AuthorizedKey } | undefined;
+    const methods = () => options.authMethods?.() ?? 'PUBLIC_KEY';
+    const allowed = (): ssh2.AuthenticationType[] => {
+      switch (methods()) {
+        case 'PUBLIC_KEY':
+          return ['publickey'];
+        case 'PASSWORD':
+          return ['password'];
+        case 'PUBLIC_KEY_OR_PASSWORD':
+          return ['publickey', 'password'];
+        case 'PUBLIC_KEY_AND_PASSWORD':
+          return keyPassed ? ['password'] : ['publickey'];
+      }
+    };
+    const loggedIn = (user: LoginUser, method: string, key?: AuthorizedKey) => {
+      loginUser = user;
+      session = {
+        sessionId,
+        user: user.UserName,
+        sourceIp,
+        sourcePort: info.port,
+        keyFingerprint: key ? fingerprintOf(key.blob) : '',
+        keyType: key?.type ?? '',
+        method,
+        logger: log.child({ user: user.UserName }),
+      };
+    };
 
     client.on('authentication', (ctx) => {
       const refuse = (reason: string) => {
@@ -213,46 +283,78 @@ export class SshGateway {
         if (failures >= options.maxAuthTries) {
           endReason = `too many authentication failures (${failures})`;
           log.info({ 'activity-type': 'EXIT_REASON', user: ctx.username }, endReason);
-          ctx.reject();
+          // As sshd does: the attempt that reaches the limit gets a disconnect, not another failure reply
+          // the client could answer with one more try.
           client.end();
           return;
         }
-        ctx.reject(['publickey']);
+        ctx.reject(allowed());
       };
+      if (!allowed().includes(ctx.method as ssh2.AuthenticationType)) {
+        refuse(`method ${ctx.method} not allowed`);
+        return;
+      }
+      if (ctx.method === 'password') {
+        const password = ctx.password;
+        const wanted = keyPassed?.user.UserName;
+        if (wanted !== undefined && wanted !== ctx.username) {
+          refuse('the password must be for the user whose key was accepted');
+          return;
+        }
+        if (!options.passwordLogin) {
+          refuse('password logins are not configured');
+          return;
+        }
+        void options
+          .passwordLogin(ctx.username, password, { sourceIp, sessionId })
+          .catch((e) => {
+            log.warn({ user: ctx.username, err: (e as Error).message }, 'password check failed');
+            return undefined;
+          })
+          .then((user) => {
+            if (!user) {
+              refuse('wrong password or unknown user');
+              return;
+            }
+            if (keyPassed) loggedIn(user, 'publickey+password', keyPassed.key);
+            else loggedIn(user, 'password');
+            ctx.accept();
+          });
+        return;
+      }
       if (ctx.method !== 'publickey') {
         refuse(`method ${ctx.method} not allowed`);
         return;
       }
-      // An unknown user and a wrong key take the same path and get the same answer.
-      const user = options.findUser(ctx.username);
-      const key = user?.keys.find((k) => k.blob.equals(ctx.key.data));
-      if (!user || !key) {
-        refuse(user ? 'key not authorized' : 'unknown user');
-        return;
-      }
-      if (!ctx.signature) {
-        ctx.accept();
-        return;
-      }
-      if (key.type === 'ssh-rsa' && !ctx.hashAlgo) {
-        refuse('ssh-rsa signatures (SHA-1) are refused; use rsa-sha2-256 or rsa-sha2-512');
-        return;
-      }
-      if (key.parsed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) !== true) {
-        refuse('bad signature');
-        return;
-      }
-      loginUser = user;
-      session = {
-        sessionId,
-        user: user.UserName,
-        sourceIp,
-        sourcePort: info.port,
-        keyFingerprint: fingerprintOf(key.blob),
-        keyType: key.type,
-        logger: log.child({ user: user.UserName }),
-      };
-      ctx.accept();
+      const pk = ctx;
+      void lookup(pk.username).then((user) => {
+        // An unknown user and a wrong key take the same path and get the same answer.
+        const key = user?.keys.find((k) => k.blob.equals(pk.key.data));
+        if (!user || !key) {
+          refuse(user ? 'key not authorized' : 'unknown user');
+          return;
+        }
+        if (!pk.signature) {
+          pk.accept();
+          return;
+        }
+        if (key.type === 'ssh-rsa' && !pk.hashAlgo) {
+          refuse('ssh-rsa signatures (SHA-1) are refused; use rsa-sha2-256 or rsa-sha2-512');
+          return;
+        }
+        if (key.parsed.verify(pk.blob!, pk.signature, pk.hashAlgo) !== true) {
+          refuse('bad signature');
+          return;
+        }
+        if (methods() === 'PUBLIC_KEY_AND_PASSWORD') {
+          // Partial success: the key is right, now the password (OpenSSH AuthenticationMethods publickey,password).
+          keyPassed = { user, key };
+          pk.reject(['password'], true);
+          return;
+        }
+        loggedIn(user, 'publickey', key);
+        pk.accept();
+      });
     });
 
     client.on('ready', () => {
