@@ -8,6 +8,7 @@ import type { MemoryBudget } from './memory-budget.js';
 import type { ObjectStore } from './object-store.js';
 import { MiB } from './s3/config.js';
 import { S3Store } from './s3/index.js';
+import type { S3RequestObserver } from './s3/request-metrics.js';
 
 export interface CreatedStore {
   store: ObjectStore;
@@ -28,7 +29,14 @@ export interface CreatedStore {
 export async function createStore(
   config: StorageConfig,
   buckets: string[],
-  options: { keepPartial: boolean; budget: MemoryBudget; logger: Logger; stateDir: string },
+  options: {
+    keepPartial: boolean;
+    budget: MemoryBudget;
+    logger: Logger;
+    stateDir: string;
+    /** Observes every S3 request (metrics); S3 stores only. */
+    onS3Request?: S3RequestObserver;
+  },
 ): Promise<CreatedStore> {
   if (config.type === 'local') {
     const store = new LocalStore({ root: config.root, tempDir: config.tempDir });
@@ -62,7 +70,7 @@ export async function createStore(
       maxSockets: config.maxSockets,
       checkBucket: config.checkBucket ?? buckets[0],
     },
-    { budget: options.budget, logger: options.logger },
+    { budget: options.budget, logger: options.logger, onRequest: options.onS3Request },
   );
   store.startJanitor();
   return {
@@ -74,7 +82,7 @@ export async function createStore(
       // The same settings with a session's own credentials (STS AssumeRole); no janitor of its own.
       const own = new S3Store(
         { ...store.config, credentials, janitorBuckets: [] },
-        { budget: options.budget, logger: options.logger },
+        { budget: options.budget, logger: options.logger, onRequest: options.onS3Request },
       );
       return { store: own, close: () => own.close() };
     },
