@@ -1,5 +1,9 @@
+import { startUserApi } from './api/index.js';
 import { loadOrCreateHostKeys } from './auth/host-keys.js';
-import type { GatewayConfig } from './config/load.js';
+import type { GatewayConfig, User } from './config/load.js';
+import { isRefusedLoginName } from './config/users.js';
+import { identityProviderFor } from './identity/provider.js';
+import { sessionAccess } from './identity/session-access.js';
 import { audit } from './observability/audit.js';
 import { type ObservabilityServer, startObservabilityServer } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
@@ -8,6 +12,7 @@ import { auditSftpEvent } from './protocol/sftp-audit.js';
 import { SshGateway } from './protocol/ssh-server.js';
 import { createStore } from './storage/create-store.js';
 import { configureSharedMemoryBudget } from './storage/memory-budget.js';
+import { createUserStore } from './users/create-user-store.js';
 import { createUserFileSystem } from './vfs/factory.js';
 
 export interface RunningGateway {
@@ -34,6 +39,7 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
     spoolDir,
     hiddenPrefix,
     stop: stopStore,
+    forCredentials,
   } = await createStore(config.storage, [...new Set(homeBuckets)], {
     keepPartial: config.keepPartialUploads,
     budget,
@@ -42,7 +48,18 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
     onS3Request: s3RequestObserver(metrics),
   });
   const hostKeys = loadOrCreateHostKeys(config.server.hostKeys);
+  /** Users created through the user API (config users first; see findUser). */
+  const apiUsers = createUserStore(config.userStore, {
+    stateDir: config.stateDir,
+    configFile: config.file,
+    store,
+    logger,
+  });
+  await apiUsers.start();
   let accepting = true;
+  let identity = identityProviderFor(config, logger);
+  /** Per-session stores (assumed roles), closed when their connection ends. */
+  const sessionClosers = new Map<string, (() => Promise<void>)[]>();
 
   const ssh = new SshGateway({
     hostKeys: hostKeys.map((k) => k.private),
@@ -56,17 +73,32 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
       trustedSources: config.server.proxyProtocol.trustedSources,
       timeoutMs: config.server.proxyProtocol.timeoutSeconds * 1000,
     },
-    findUser: (name) => config.users.get(name),
-    openFileSystem: async (user) => {
-      const u = config.users.get(user.UserName);
-      if (!u) throw new Error(`user ${user.UserName} no longer exists`);
-      const fs = createUserFileSystem(u, store, {
-        setStatOption: config.server.setStatOption,
-        keepPartial: config.keepPartialUploads,
-        spoolDir,
-        spoolMaxBytes: config.spoolMaxMiB * 1024 * 1024,
-        hiddenPrefix,
-      });
+    findUser: async (username, login) =>
+      (await identity.lookup({ username, ...login })) ??
+      (identity.kind === 'SERVICE_MANAGED' && !isRefusedLoginName(username)
+        ? apiUsers.find(username)
+        : undefined),
+    passwordLogin: (username, password, login) => identity.passwordLogin({ username, password, ...login }),
+    authMethods: () => config.server.sftpAuthenticationMethods,
+    openFileSystem: async (user, info) => {
+      // The user as found at login (config or identity provider), with its role and policies.
+      const u = user as User;
+      const granted = sessionAccess(u, config, { store, forCredentials }, info);
+      if (granted.close)
+        sessionClosers.set(info.sessionId, [...(sessionClosers.get(info.sessionId) ?? []), granted.close]);
+      info.logger.debug({ access: granted.mode, role: u.Role }, 'access for this session');
+      const fs = createUserFileSystem(
+        u,
+        granted.store,
+        {
+          setStatOption: config.server.setStatOption,
+          keepPartial: config.keepPartialUploads,
+          spoolDir,
+          spoolMaxBytes: config.spoolMaxMiB * 1024 * 1024,
+          hiddenPrefix,
+        },
+        granted.access,
+      );
       await fs.ensureHome();
       return fs;
     },
@@ -74,12 +106,12 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
     hooks: {
       connected: (s, n) => {
         metrics.sessionOpened();
-        metrics.authAttempt('publickey', true);
+        metrics.authAttempt(s.method, true);
         audit(s.logger, 'CONNECTED', {
           'source-port': s.sourcePort,
-          method: 'publickey',
-          'ssh-public-key-fingerprint': s.keyFingerprint,
-          'ssh-public-key-type': s.keyType,
+          method: s.method,
+          'ssh-public-key-fingerprint': s.keyFingerprint || undefined,
+          'ssh-public-key-type': s.keyType || undefined,
           kex: n?.kex,
           ciphers: n?.cipher,
           mac: n?.mac,
@@ -97,6 +129,8 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
       sftpEvent: (s, event) => auditSftpEvent(s.logger, metrics, event),
       disconnected: (s, reason) => {
         if (!s) return;
+        for (const close of sessionClosers.get(s.sessionId) ?? []) void close().catch(() => undefined);
+        sessionClosers.delete(s.sessionId);
         metrics.sessionClosed();
         audit(s.logger, 'DISCONNECTED', { reason });
       },
@@ -126,11 +160,19 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
     });
   }
 
+  const api = await startUserApi({
+    config: () => config,
+    users: apiUsers,
+    hostKeys: hostKeys.map((k) => k.private),
+    logger,
+  });
+
   return {
     sshPort,
     metricsPort: http?.port,
     reload(next) {
       config = next;
+      identity = identityProviderFor(config, logger);
     },
     async shutdown(deadlineMs) {
       accepting = false;
@@ -142,6 +184,8 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
           'shutdown deadline reached: aborting unfinished transfers',
         );
       await ssh.closeAll('server shutting down');
+      await api?.close();
+      await apiUsers.stop();
       await stopStore();
       await http?.close();
     },

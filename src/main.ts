@@ -1,15 +1,23 @@
 import { parseArgs } from 'node:util';
+import { runHashPassword } from './cli/hash-password.js';
+import { runImport } from './cli/import.js';
 import { ConfigError, configPathFrom, loadConfig } from './config/load.js';
+import { watchConfigFile } from './config/watch.js';
 import { startGateway } from './gateway.js';
 import { createLogger } from './observability/logger.js';
 
 const USAGE = `usage: sftp-s3-gateway [--config FILE]
+       sftp-s3-gateway import describe-user.json [more.json ...] > users.yaml
+       sftp-s3-gateway hash-password < password.txt
 
   --config FILE   the config file (default: $SFTP_GATEWAY_CONFIG, else config/gateway.yaml)
   --check         validate the config file and exit
 `;
 
 async function main(): Promise<number> {
+  const [command, ...rest] = process.argv.slice(2);
+  if (command === 'import') return runImport(rest, process.stdout, process.stderr);
+  if (command === 'hash-password') return runHashPassword(process.stdin, process.stdout, process.stderr);
   let args: ReturnType<typeof parseFlags>;
   try {
     args = parseFlags();
@@ -60,16 +68,19 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => {
+  const reload = (why: string) => {
     try {
       config = loadConfig(file);
       gateway.reload(config);
-      logger.info({ users: config.users.size }, 'config reloaded');
+      logger.info({ users: config.users.size, trigger: why }, 'config reloaded');
     } catch (e) {
       const problems = e instanceof ConfigError ? e.problems : [(e as Error).message];
+      for (const problem of problems) logger.error({ problem, trigger: why }, `config problem: ${problem}`);
       logger.error({ problems }, 'config reload failed: keeping the previous config');
     }
-  });
+  };
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  if (config.watchConfig) watchConfigFile(file, () => reload('file changed'));
   return -1;
 }
 

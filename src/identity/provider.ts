@@ -106,7 +106,10 @@ export class HttpIdentityProvider implements IdentityProvider {
         err.name === 'TimeoutError'
           ? `no answer within ${this.config.timeoutSeconds} s`
           : `${err.message}${err.cause ? ` (${(err.cause as Error).message})` : ''}`;
-      log.warn({ 'identity-provider': this.config.url, err: reason }, 'identity provider failed: login refused');
+      log.warn(
+        { 'identity-provider': this.config.url, err: reason },
+        'identity provider failed: login refused',
+      );
       return undefined;
     }
     if (!answer || typeof answer !== 'object' || !answer.Role) {
@@ -131,7 +134,9 @@ export function userFromResponse(username: string, r: IdentityProviderResponse):
   if (r.HomeDirectoryDetails !== undefined && r.HomeDirectoryDetails !== '') {
     try {
       mappings =
-        typeof r.HomeDirectoryDetails === 'string' ? JSON.parse(r.HomeDirectoryDetails) : r.HomeDirectoryDetails;
+        typeof r.HomeDirectoryDetails === 'string'
+          ? JSON.parse(r.HomeDirectoryDetails)
+          : r.HomeDirectoryDetails;
     } catch (e) {
       throw new IdentityProviderError(`HomeDirectoryDetails is not JSON: ${(e as Error).message}`);
     }
@@ -148,4 +153,20 @@ export function userFromResponse(username: string, r: IdentityProviderResponse):
     ...(r.PosixProfile ? { PosixProfile: r.PosixProfile } : {}),
   };
   return validateUser(candidate);
+}
+
+/** The provider a config asks for: `identityProvider:` when set, else the config's users. */
+export function identityProviderFor(
+  config: {
+    identityProvider?: IdentityProviderConfig;
+    server: { serverId: string };
+    users: ReadonlyMap<string, User>;
+  },
+  logger: Logger,
+): IdentityProvider {
+  if (config.identityProvider) {
+    return new HttpIdentityProvider(config.identityProvider, config.server.serverId, logger);
+  }
+  const users = config.users;
+  return new ServiceManagedProvider(() => users);
 }
