@@ -183,6 +183,41 @@ export const identityProviderSchema = z.strictObject({
   headers: z.record(z.string(), z.string()).optional(),
 });
 
+/** The user API (AWS Transfer's JSON API for users, SigV4 with these admin keys); off unless set. */
+export const apiSchema = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8080),
+  accessKeys: z
+    .array(
+      z.strictObject({
+        accessKeyId: z.string().regex(/^[A-Z0-9]{16,128}$/, '16-128 upper-case letters and digits'),
+        secretAccessKey: z.string().min(8, 'at least 8 characters'),
+      }),
+    )
+    .min(1, 'at least one access key'),
+  /** Region and account shown in ARNs (any region is accepted in signatures). */
+  region: z.string().min(1).default('us-east-1'),
+  accountId: z
+    .string()
+    .regex(/^\d{12}$/, '12 digits')
+    .default('000000000000'),
+});
+
+/** Where users created through the user API live: a file in stateDir, or one object per user in a bucket. */
+export const userStoreSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('file'),
+    /** Default `<stateDir>/users.json`. */
+    path: z.string().optional(),
+  }),
+  z.strictObject({
+    type: z.literal('s3'),
+    bucket: z.string().min(1),
+    prefix: z.string().default('sftp-gateway/'),
+    pollIntervalMs: z.number().int().min(100).max(60000).default(1000),
+  }),
+]);
+
 export const configSchema = z.strictObject({
   server: serverSchema.default(serverSchema.parse({})),
   storage: storageSchema.default({ type: 'local', root: 'data' }),
@@ -206,6 +241,8 @@ export const configSchema = z.strictObject({
     ])
     .default({ host: '127.0.0.1', port: 9100 }),
   users: z.array(userSchema).default([]),
+  api: apiSchema.optional(),
+  userStore: userStoreSchema.default({ type: 'file' }),
   roles: z.array(roleSchema).default([]),
   sts: stsSchema.optional(),
   /** When set, logins are decided by this provider instead of `users` (IdentityProviderType AWS_LAMBDA / API_GATEWAY). */
@@ -219,6 +256,8 @@ export type UserConfig = z.infer<typeof userSchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
 export type S3StorageSettings = z.infer<typeof s3StorageSchema>;
 export type ServerConfig = z.infer<typeof serverSchema>;
+export type ApiConfig = z.infer<typeof apiSchema>;
+export type UserStoreConfig = z.infer<typeof userStoreSchema>;
 export type RoleConfig = z.infer<typeof roleSchema>;
 export type StsConfig = z.infer<typeof stsSchema>;
 export type IdentityProviderConfig = z.infer<typeof identityProviderSchema>;
