@@ -11,8 +11,8 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const file = require.resolve('ssh2/lib/protocol/Protocol.js');
 const source = readFileSync(file, 'utf8');
-const broken = "'ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521'\n      + 'rsa-sha2-512,";
-const fixed = "'ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,'\n      + 'rsa-sha2-512,";
+const broken = '\'ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521\'\n      + \'rsa-sha2-512,';
+const fixed = '\'ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,\'\n      + \'rsa-sha2-512,';
 if (source.includes(fixed)) {
   console.log('patch-dependencies: ssh2 server-sig-algs already correct');
 } else if (source.includes(broken)) {

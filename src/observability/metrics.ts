@@ -162,14 +162,14 @@ export class GatewayMetrics {
       registers,
     });
 
-    const self = this;
+    const snapshot = () => this.#snapshot();
     new Gauge({
       name: 'sftp_gateway_memory_budget_bytes',
       help: 'Global buffer budget for upload parts and read-ahead, by state (in_use, limit).',
       labelNames: ['state'] as const,
       registers,
       collect() {
-        const snap = self.#snapshot();
+        const snap = snapshot();
         if (!snap) return;
         this.set({ state: 'in_use' }, snap.inUse);
         this.set({ state: 'limit' }, snap.limit);
@@ -180,7 +180,7 @@ export class GatewayMetrics {
       help: 'Buffer requests waiting for the memory budget (above zero: memory is the bottleneck).',
       registers,
       collect() {
-        const snap = self.#snapshot();
+        const snap = snapshot();
         if (snap?.waiting !== undefined) this.set(snap.waiting);
       },
     });

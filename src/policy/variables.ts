@@ -130,14 +130,14 @@ function readReference(
   if (s[i] === '}') return { name, end: i + 1 };
   i++;
   while (s[i] === ' ') i++;
-  if (s[i] !== "'") return undefined;
+  if (s[i] !== '\'') return undefined;
   i++;
   let fallback = '';
   for (;;) {
     if (i >= s.length) return undefined;
-    if (s[i] === "'") {
-      if (s[i + 1] === "'") {
-        fallback += "'";
+    if (s[i] === '\'') {
+      if (s[i + 1] === '\'') {
+        fallback += '\'';
         i += 2;
         continue;
       }

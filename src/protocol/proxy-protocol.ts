@@ -17,19 +17,19 @@ import { isIPv4, isIPv6, type Socket } from 'node:net';
 
 export type ProxyHeader =
   | {
-      local: false;
-      version: 1 | 2;
-      family: 'IPv4' | 'IPv6';
-      sourceAddress: string;
-      sourcePort: number;
-      destAddress: string;
-      destPort: number;
-    }
+    local: false;
+    version: 1 | 2;
+    family: 'IPv4' | 'IPv6';
+    sourceAddress: string;
+    sourcePort: number;
+    destAddress: string;
+    destPort: number;
+  }
   | {
-      /** LOCAL command (v2), UNKNOWN (v1) or an address family we do not map: use the socket's own endpoints. */
-      local: true;
-      version: 1 | 2;
-    };
+    /** LOCAL command (v2), UNKNOWN (v1) or an address family we do not map: use the socket's own endpoints. */
+    local: true;
+    version: 1 | 2;
+  };
 
 export type ProxyProtocolErrorCode = 'timeout' | 'malformed' | 'closed';
 
@@ -212,7 +212,7 @@ export function formatIPv6(b: Buffer): string {
   // Longest run of at least two zero groups, the first one on a tie.
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

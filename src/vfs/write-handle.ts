@@ -264,7 +264,7 @@ export class ObjectWriteHandle implements WriteHandle {
             `${this.path}: rewriting bytes already uploaded is not supported (offset ${extent.offset})`,
           );
         }
-        for (let done = 0; done < extent.length; ) {
+        for (let done = 0; done < extent.length;) {
           const n = Math.min(ZERO_CHUNK, extent.length - done);
           const buf = Buffer.allocUnsafe(n);
           const { bytesRead } = await this.spool!.handle.read(buf, 0, n, extent.offset + done);

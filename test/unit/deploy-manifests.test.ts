@@ -15,7 +15,7 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 const k8sDir = path.join(root, 'deploy', 'kubernetes');
 const composeDir = path.join(root, 'deploy', 'compose');
 
-// biome-ignore lint/suspicious/noExplicitAny: manifests are free-form YAML, checked field by field below
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- manifests are free-form YAML, checked field by field below
 type Obj = Record<string, any>;
 
 interface Manifest {

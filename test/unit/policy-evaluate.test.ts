@@ -460,7 +460,7 @@ describe('IAM edge cases', () => {
           {
             Effect: 'Allow',
             Action: 'test:Default',
-            Resource: "arn:aws:s3:::b-${aws:PrincipalTag/team, 'company-wide'}",
+            Resource: 'arn:aws:s3:::b-${aws:PrincipalTag/team, \'company-wide\'}',
           },
           { Effect: 'Allow', Action: 'test:Star', Resource: 'arn:aws:s3:::b/literal${*}star' },
           {

@@ -10,20 +10,20 @@ interface Outcome {
 export type SftpEvent =
   | ({ type: 'OPEN'; path: string; mode: 'read' | 'write'; flags: OpenFlags } & Outcome)
   | ({
-      type: 'CLOSE';
-      path: string;
-      mode: 'read' | 'write';
-      /** Bytes the client uploaded through this handle. */
-      bytesIn: number;
-      /** Bytes sent to the client from this handle. */
-      bytesOut: number;
-      durationMs: number;
-      /**
+    type: 'CLOSE';
+    path: string;
+    mode: 'read' | 'write';
+    /** Bytes the client uploaded through this handle. */
+    bytesIn: number;
+    /** Bytes sent to the client from this handle. */
+    bytesOut: number;
+    durationMs: number;
+    /**
        * True when the upload was aborted instead of completed (the session ended, or a write failed); `ok`
        * then says whether the abort itself succeeded (in keep-partial mode the vfs keeps what arrived).
        */
-      aborted: boolean;
-    } & Outcome)
+    aborted: boolean;
+  } & Outcome)
   | ({ type: 'DELETE' | 'MKDIR' | 'RMDIR'; path: string } & Outcome)
   | ({ type: 'RENAME'; path: string; newPath: string; overwrite: boolean } & Outcome)
   | ({ type: 'SETSTAT'; path: string; attrs: SetAttributes } & Outcome)

@@ -94,7 +94,7 @@ export class LocalStore implements ObjectStore {
    * Yields the keys under `prefix` in segment-wise order (a folder's marker before its contents), which is
    * the order continuation tokens compare in. With `fold`, sub-folders come back as prefixes.
    */
-  private async *walk(
+  private async* walk(
     bucket: string,
     prefix: string,
     fold: boolean,
@@ -109,7 +109,7 @@ export class LocalStore implements ObjectStore {
     yield* this.walkDir(bucket, dirKey, namePrefix, fold);
   }
 
-  private async *walkDir(
+  private async* walkDir(
     bucket: string,
     dirKey: string,
     namePrefix: string,
