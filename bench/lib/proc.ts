@@ -1,0 +1,153 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { openSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+
+export interface Exec {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+  /** Lines on stdout (counted while streaming; stdout itself is kept only up to 1 MiB). */
+  lines: number;
+}
+
+/**
+ * Runs a command and times it from spawn to exit. `stdinFile` feeds a file as stdin (no copy through
+ * this process); `stdoutNull` sends stdout to /dev/null.
+ */
+export function exec(
+  cmd: string,
+  args: string[],
+  options: {
+    input?: string;
+    stdinFile?: string;
+    stdoutNull?: boolean;
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    timeoutMs?: number;
+  } = {},
+): Promise<Exec> {
+  return new Promise((resolve) => {
+    const stdin = options.stdinFile ? openSync(options.stdinFile, 'r') : 'pipe';
+    const stdout = options.stdoutNull ? openSync('/dev/null', 'w') : 'pipe';
+    const t0 = performance.now();
+    const child = spawn(cmd, args, {
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+      stdio: [stdin, stdout, 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    let lines = 0;
+    child.stdout?.on('data', (d: Buffer) => {
+      for (let i = d.indexOf(10); i !== -1; i = d.indexOf(10, i + 1)) lines++;
+      if (out.length < 1024 * 1024) out += d.toString();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      if (err.length < 1024 * 1024) err += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30 * 60_000);
+    // A command that exits without reading its stdin must not crash the harness (EPIPE).
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input ?? '');
+    child.on('error', (e) => {
+      err += String(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout: out, stderr: err, seconds: (performance.now() - t0) / 1000, lines });
+    });
+  });
+}
+
+export async function mustExec(cmd: string, args: string[], options: Parameters<typeof exec>[2] = {}) {
+  const r = await exec(cmd, args, options);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  return r;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs = 20_000, proc?: ChildProcess): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (proc && proc.exitCode !== null) throw new Error(`process exited (${proc.exitCode}) before listening`);
+    if (Date.now() > until) throw new Error(`nothing listening on port ${port} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** VmRSS of a process in bytes, or undefined when it is gone. */
+export function rssOf(pid: number): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface RssStats {
+  /** Before the workload started. */
+  start: number;
+  peak: number;
+  end: number;
+  samples: number;
+}
+
+/** Samples a process's RSS every `intervalMs` until `stop()`. */
+export function sampleRss(pid: number | undefined, intervalMs = 100): { stop(): RssStats | undefined } {
+  if (pid === undefined) return { stop: () => undefined };
+  const start = rssOf(pid) ?? 0;
+  let peak = start;
+  let last = start;
+  let samples = 1;
+  const timer = setInterval(() => {
+    const v = rssOf(pid);
+    if (v === undefined) return;
+    samples++;
+    last = v;
+    if (v > peak) peak = v;
+  }, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      const v = rssOf(pid);
+      if (v !== undefined) {
+        last = v;
+        if (v > peak) peak = v;
+      }
+      return { start, peak, end: last, samples };
+    },
+  };
+}
+
+/** Stops a child we started: SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}

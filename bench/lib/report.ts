@@ -1,0 +1,217 @@
+import { readdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { exec } from './proc.js';
+
+export const MiB = 1024 * 1024;
+
+export interface Row {
+  workload: string;
+  /** put / get / list / up / down */
+  direction: string;
+  cipher: string;
+  server: string;
+  seconds: number;
+  bytes?: number;
+  files?: number;
+  rss?: { start: number; peak: number; end: number };
+  /** S3 requests Swift logged during the row, by operation. */
+  s3?: Map<string, number>;
+  note?: string;
+}
+
+export const mbps = (r: Row) => (r.bytes ? r.bytes / 1e6 / r.seconds : undefined);
+export const filesps = (r: Row) => (r.files ? r.files / r.seconds : undefined);
+/** The figure ratios compare: MB/s for bulk, files (entries) per second otherwise; higher is better. */
+export const speed = (r: Row) => mbps(r) ?? filesps(r) ?? 1 / r.seconds;
+
+export async function describeMachine(): Promise<Record<string, string>> {
+  const first = async (cmd: string, args: string[]) => {
+    const r = await exec(cmd, args);
+    return `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? '?';
+  };
+  const dpkg = (p: string) => first('dpkg-query', ['-W', '-f', '${Version}', p]);
+  const cpus = os.cpus();
+  return {
+    Date: new Date().toISOString(),
+    Host: os.hostname(),
+    CPU: `${cpus[0]?.model ?? '?'} (${cpus.length} cores visible to Node, nproc ${(await first('nproc', [])).trim()})`,
+    Memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    Kernel: `${os.type()} ${os.release()}`,
+    Node: process.version,
+    OpenSSH: await first('ssh', ['-V']),
+    rclone: await first('rclone', ['version']),
+    Swift: `swift-proxy ${await dpkg('swift-proxy')}`,
+    'ssh2 native binding': await import('node:fs').then((fs) =>
+      fs.existsSync(
+        path.join(process.cwd(), 'node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'),
+      )
+        ? 'built'
+        : 'MISSING (chacha20 in JavaScript)',
+    ),
+  };
+}
+
+export function loadAverage(): string {
+  return os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' / ');
+}
+
+const f = (v: number | undefined, d = 1) => (v === undefined || !Number.isFinite(v) ? '' : v.toFixed(d));
+const ratio = (a: Row, b: Row | undefined) => (b ? `${(speed(a) / speed(b)).toFixed(2)}×` : '');
+
+/** The anchors of a row: OpenSSH, rclone and the SDK on the same workload and cipher, and the transport. */
+export function anchors(rows: Row[], r: Row) {
+  const same = (server: string, cipher = r.cipher) =>
+    rows.find((o) => o !== r && o.server === server && o.workload === r.workload && o.cipher === cipher);
+  const channelDir = r.direction === 'put' ? 'up' : r.direction === 'get' ? 'down' : undefined;
+  const channelServer = r.server.startsWith('gateway')
+    ? 'gateway (ssh2)'
+    : r.server === 'OpenSSH sshd'
+      ? 'OpenSSH sshd'
+      : undefined;
+  const transport =
+    channelDir && channelServer && !r.workload.startsWith('channel')
+      ? rows.find(
+          (o) =>
+            o.workload === `channel ${channelDir}` && o.server === channelServer && o.cipher === r.cipher,
+        )
+      : undefined;
+  return {
+    openssh: same('OpenSSH sshd'),
+    rclone: same('rclone serve sftp (S3)'),
+    sdk: same('direct SDK', '-'),
+    transport,
+  };
+}
+
+export function table(rows: Row[]): string {
+  const head =
+    '| workload | cipher | server | seconds | MB/s | files/s | RSS start → peak MiB | ×OpenSSH | ×rclone | ×SDK | ×transport |';
+  const sep = '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|';
+  const lines = rows.map((r) => {
+    const a = anchors(rows, r);
+    const rss = r.rss ? `${f(r.rss.start / MiB, 0)} → ${f(r.rss.peak / MiB, 0)}` : '';
+    const self = (b: Row | undefined) => (b === r ? undefined : b);
+    return `| ${r.workload}${r.note ? ` (${r.note})` : ''} | ${r.cipher} | ${r.server} | ${f(r.seconds, 2)} | ${f(mbps(r))} | ${f(filesps(r), 0)} | ${rss} | ${ratio(r, self(a.openssh))} | ${ratio(r, self(a.rclone))} | ${ratio(r, self(a.sdk))} | ${ratio(r, a.transport)} |`;
+  });
+  return [head, sep, ...lines].join('\n');
+}
+
+/** The issue's targets, each with the figure it is judged on. */
+export function targets(rows: Row[]): string {
+  const out: string[] = [];
+  const check = (label: string, value: number | undefined, goal: number, higher = true, unit = '×') => {
+    if (value === undefined) return;
+    const ok = higher ? value >= goal : value <= goal;
+    out.push(
+      `| ${label} | ${value.toFixed(2)}${unit} | ${higher ? '≥' : '≤'} ${goal}${unit} | ${ok ? 'met' : '**missed**'} |`,
+    );
+  };
+  for (const r of rows) {
+    const a = anchors(rows, r);
+    const tag = `${r.workload}, ${r.cipher}`;
+    if (r.server === 'gateway, local store' && a.openssh) {
+      const small = r.workload.includes('small files');
+      if (!r.workload.startsWith('ls'))
+        check(`local ${tag} vs OpenSSH`, speed(r) / speed(a.openssh), small ? 0.8 : 1.0);
+    }
+    if (r.server === 'gateway, S3') {
+      if (a.sdk) check(`S3 ${tag} vs direct SDK`, speed(r) / speed(a.sdk), 0.9);
+      if (a.rclone) check(`S3 ${tag} vs rclone`, speed(r) / speed(a.rclone), 1.5);
+      if (r.workload.startsWith('many') && r.rss)
+        check(`S3 ${tag} peak RSS`, r.rss.peak / MiB, 300, false, ' MiB');
+      if (r.workload.startsWith('ls') && r.rss)
+        check(`S3 ${tag} RSS growth while listing`, (r.rss.peak - r.rss.start) / MiB, 16, false, ' MiB');
+    }
+  }
+  return ['| target | figure | goal | result |', '|---|--:|--:|---|', ...out].join('\n');
+}
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+
+/** Top self-time functions of every .cpuprofile under `dir` (one folder per gateway run). */
+export async function summarizeProfiles(dir: string, top = 15): Promise<string> {
+  const out: string[] = [];
+  let folders: string[];
+  try {
+    folders = (await readdir(dir)).sort();
+  } catch {
+    return '';
+  }
+  for (const folder of folders) {
+    const files = (await readdir(path.join(dir, folder)).catch(() => [])).filter((n) =>
+      n.endsWith('.cpuprofile'),
+    );
+    for (const file of files) {
+      const p = JSON.parse(await readFile(path.join(dir, folder, file), 'utf8')) as {
+        nodes: ProfileNode[];
+        startTime: number;
+        endTime: number;
+        samples: number[];
+      };
+      const self = new Map<string, number>();
+      let total = 0;
+      let idle = 0;
+      for (const n of p.nodes) {
+        const hits = n.hitCount ?? 0;
+        if (!hits) continue;
+        total += hits;
+        const cf = n.callFrame;
+        if (cf.functionName === '(idle)') idle += hits;
+        const where = cf.url ? `${shortUrl(cf.url)}:${cf.lineNumber + 1}` : '';
+        const key = `${cf.functionName || '(anonymous)'}|${where}`;
+        self.set(key, (self.get(key) ?? 0) + hits);
+      }
+      const busy = total - idle;
+      const seconds = (p.endTime - p.startTime) / 1e6;
+      out.push(
+        `#### ${folder} (${file}): ${seconds.toFixed(1)} s profiled, busy ${((100 * busy) / total).toFixed(0)}% of samples`,
+        '',
+        '| function | where | % of busy samples |',
+        '|---|---|--:|',
+      );
+      const sorted = [...self.entries()]
+        .filter(([k]) => !k.startsWith('(idle)'))
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, top);
+      for (const [k, hits] of sorted) {
+        const [fn, where] = k.split('|');
+        out.push(`| ${fn} | ${where} | ${((100 * hits) / busy).toFixed(1)} |`);
+      }
+      out.push('');
+    }
+  }
+  return out.join('\n');
+}
+
+function shortUrl(url: string): string {
+  const u = url.replace(/^file:\/\//, '');
+  const i = u.indexOf('/node_modules/');
+  if (i >= 0) return u.slice(i + 1);
+  const d = u.indexOf('/dist/');
+  if (d >= 0) return u.slice(d + 1);
+  return u;
+}
+
+/** S3 requests per row, for the rows that went to S3. */
+export function requestTable(
+  rows: Row[],
+  format: (c: Map<string, number>, files?: number) => string,
+): string {
+  const lines = rows
+    .filter((r) => r.s3 && r.s3.size > 0)
+    .map((r) => `| ${r.workload} | ${r.cipher} | ${r.server} | ${format(r.s3!, r.files)} |`);
+  if (!lines.length) return '';
+  return [
+    '| workload | cipher | server | S3 requests (Swift proxy log) |',
+    '|---|---|---|---|',
+    ...lines,
+  ].join('\n');
+}

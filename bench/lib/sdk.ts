@@ -1,0 +1,135 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { Agent } from 'node:http';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Server } from './servers.js';
+
+/** The direct-SDK anchor: the same SDK, part size and concurrency as the gateway's S3 store defaults. */
+export class Sdk {
+  readonly client: S3Client;
+  constructor(
+    private readonly s3: S3Server,
+    readonly partSize = 8 * 1024 * 1024,
+    readonly queueSize = 4,
+  ) {
+    this.client = new S3Client({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+      requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 256 }) },
+    });
+  }
+
+  get bucket(): string {
+    return this.s3.bucket;
+  }
+
+  async upload(file: string, key: string): Promise<void> {
+    await new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: key, Body: createReadStream(file) },
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+    }).done();
+  }
+
+  async download(key: string, file: string): Promise<void> {
+    const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    await pipeline(r.Body as NodeJS.ReadableStream, createWriteStream(file));
+  }
+
+  /** Sequential PutObject of every file of a folder (what one SFTP session does). */
+  async putFolder(dir: string, prefix: string): Promise<number> {
+    const names = await readdir(dir);
+    for (const n of names) {
+      const body = await readFile(path.join(dir, n));
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: `${prefix}/${n}`, Body: body }),
+      );
+    }
+    return names.length;
+  }
+
+  /** Sequential GetObject of every key under a prefix into a folder. */
+  async getFolder(prefix: string, dir: string): Promise<number> {
+    let n = 0;
+    for await (const key of this.keys(`${prefix}/`)) {
+      await this.download(key, path.join(dir, path.basename(key)));
+      n++;
+    }
+    return n;
+  }
+
+  async *keys(prefix: string): AsyncGenerator<string> {
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix,
+          Delimiter: '/',
+          ContinuationToken: token,
+        }),
+      );
+      for (const o of page.Contents ?? []) yield o.Key!;
+      token = page.NextContinuationToken;
+    } while (token);
+  }
+
+  async count(prefix: string): Promise<number> {
+    let n = 0;
+    for await (const _ of this.keys(prefix)) n++;
+    return n;
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Creates `count` empty objects `prefix/fNNNNNN` with `parallel` requests in flight; resumable. */
+  async populate(prefix: string, count: number, parallel = 64, progress?: (done: number) => void) {
+    const doneMarker = `${prefix}.populated`;
+    if (await this.exists(doneMarker)) return false;
+    let next = 0;
+    let done = 0;
+    const worker = async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= count) return;
+        const key = `${prefix}/f${String(i).padStart(6, '0')}`;
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: '' }));
+            break;
+          } catch (e) {
+            if (attempt >= 5) throw e;
+            await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+          }
+        }
+        if (++done % 5000 === 0) progress?.(done);
+      }
+    };
+    await Promise.all(Array.from({ length: parallel }, worker));
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: doneMarker, Body: '' }));
+    return true;
+  }
+
+  destroy(): void {
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,702 @@
+/**
+ * `npm run bench`: throughput, small files, listings and memory of the gateway against OpenSSH's sshd,
+ * `rclone serve sftp` and direct SDK transfers, all started here on loopback and measured in one run.
+ * Never part of `npm test`. See bench/README.md.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { makeFile } from '../test/support/gateway.js';
+import { exec, sampleRss } from './lib/proc.js';
+import {
+  describeMachine,
+  loadAverage,
+  MiB,
+  mbps,
+  type Row,
+  requestTable,
+  summarizeProfiles,
+  table,
+  targets,
+} from './lib/report.js';
+import { formatCounts, S3RequestLog } from './lib/s3log.js';
+import { Sdk } from './lib/sdk.js';
+import {
+  benchKey,
+  ROOT,
+  type S3Server,
+  type SftpServer,
+  SSH_OPTS,
+  startBenchGateway,
+  startRclone,
+  startS3,
+  startSshd,
+  WORK,
+} from './lib/servers.js';
+
+const ALL_WORKLOADS = [
+  'channel',
+  'put',
+  'get',
+  'par-put',
+  'par-get',
+  'small-put',
+  'small-get',
+  'ls',
+  'ls-big',
+  'many',
+] as const;
+type Workload = (typeof ALL_WORKLOADS)[number];
+/** Workloads whose time is in requests, not bytes: run with the first cipher unless --all-ciphers. */
+const ONE_CIPHER: Workload[] = ['small-put', 'small-get', 'ls', 'ls-big', 'many'];
+const ALL_SERVERS = ['openssh', 'gw-local', 'gw-s3', 'rclone', 'sdk'] as const;
+
+const USAGE = `usage: npm run bench -- [options]
+
+  --workloads LIST   ${ALL_WORKLOADS.join(',')} (default: all)
+  --servers LIST     ${ALL_SERVERS.join(',')} (default: all)
+  --ciphers LIST     default aes128-gcm@openssh.com,chacha20-poly1305@openssh.com
+  --all-ciphers      also run ${ONE_CIPHER.join(', ')} with every cipher (default: the first only)
+  --size MiB         the single put/get and the bare channel (default 512)
+  --par N            parallel streams (default 4)      --par-size MiB   each (default 128)
+  --small N          small files (default 1000)        --small-kib KiB  each (default 4)
+  --list N           entries of the listed folder (default 10000)
+  --list-big N       entries of the big S3 listing (default 100000)
+  --many N           concurrent uploads (default 64)   --many-size MiB  each (default 64)
+  --s3-workers N     Swift proxy and object workers (default 2)
+  --profile          node --cpu-prof on every gateway process, summaries under bench/work/profiles/
+  --out DIR          results folder (default bench/results)
+`;
+
+const { values: opt } = parseArgs({
+  options: {
+    workloads: { type: 'string', default: ALL_WORKLOADS.join(',') },
+    servers: { type: 'string', default: ALL_SERVERS.join(',') },
+    ciphers: { type: 'string', default: 'aes128-gcm@openssh.com,chacha20-poly1305@openssh.com' },
+    'all-ciphers': { type: 'boolean', default: false },
+    size: { type: 'string', default: '512' },
+    par: { type: 'string', default: '4' },
+    'par-size': { type: 'string', default: '128' },
+    small: { type: 'string', default: '1000' },
+    'small-kib': { type: 'string', default: '4' },
+    list: { type: 'string', default: '10000' },
+    'list-big': { type: 'string', default: '100000' },
+    many: { type: 'string', default: '64' },
+    'many-size': { type: 'string', default: '64' },
+    's3-workers': { type: 'string', default: '2' },
+    profile: { type: 'boolean', default: false },
+    out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (opt.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const workloads = new Set(opt.workloads.split(',') as Workload[]);
+for (const w of workloads) if (!ALL_WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}\n${USAGE}`);
+const servers = new Set(opt.servers.split(','));
+const ciphers = opt.ciphers.split(',');
+const num = (k: keyof typeof opt) => {
+  const v = Number(opt[k]);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k} must be a positive number`);
+  return v;
+};
+const size = {
+  big: num('size') * MiB,
+  par: num('par'),
+  parSize: num('par-size') * MiB,
+  small: num('small'),
+  smallBytes: num('small-kib') * 1024,
+  list: num('list'),
+  listBig: num('list-big'),
+  many: num('many'),
+  manySize: num('many-size') * MiB,
+};
+
+const rows: Row[] = [];
+const failures: string[] = [];
+const log = (msg: string) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+const LOCAL = path.join(WORK, 'local');
+const DL = path.join(WORK, 'download');
+const stamp = new Date().toISOString().replace(/[:T]/g, '-').slice(0, 16);
+const profileRoot = path.join(WORK, 'profiles', stamp);
+
+async function ensureFile(file: string, bytes: number): Promise<string> {
+  const s = await stat(file).catch(() => undefined);
+  if (s?.size !== bytes) await makeFile(file, bytes);
+  return file;
+}
+
+async function ensureSmallDir(dir: string, count: number, bytes: number): Promise<string> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const first = names[0] ? await stat(path.join(dir, names[0])) : undefined;
+  if (names.length !== count || first?.size !== bytes) {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    for (let i = 0; i < count; i++) await makeFile(path.join(dir, `s${String(i).padStart(5, '0')}`), bytes);
+  }
+  return dir;
+}
+
+/** An empty-file folder for listing on a local disk; created once. */
+async function ensureLocalListing(dir: string, count: number): Promise<void> {
+  const marker = `${dir}.populated`;
+  if (existsSync(marker)) return;
+  await mkdir(dir, { recursive: true });
+  for (let i = 0; i < count; i += 500) {
+    await Promise.all(
+      Array.from({ length: Math.min(500, count - i) }, (_, j) =>
+        writeFile(path.join(dir, `f${String(i + j).padStart(6, '0')}`), ''),
+      ),
+    );
+  }
+  await writeFile(marker, '');
+}
+
+let KEY = '';
+let s3Log: S3RequestLog | undefined;
+
+function sftp(server: SftpServer, cipher: string, commands: string) {
+  const args = [
+    ...SSH_OPTS,
+    '-i',
+    KEY,
+    '-P',
+    String(server.port),
+    '-c',
+    cipher,
+    '-b',
+    '-',
+    `${server.user}@127.0.0.1`,
+  ];
+  return exec('sftp', args, { input: commands });
+}
+
+function ssh(server: { port: number; user: string }, cipher: string, command: string) {
+  return [
+    ...SSH_OPTS,
+    '-T',
+    '-i',
+    KEY,
+    '-p',
+    String(server.port),
+    '-c',
+    cipher,
+    `${server.user}@127.0.0.1`,
+    command,
+  ];
+}
+
+/** Times `body`, sampling the server's RSS, and records a row (or a failure). */
+async function measure(
+  server: { label: string; pid?: number; id?: string },
+  base: Omit<Row, 'seconds' | 'server' | 'rss'>,
+  body: () => Promise<void>,
+): Promise<void> {
+  const onS3 = s3Log && (server.id === 'gw-s3' || server.id === 'rclone' || server.label === 'direct SDK');
+  const mark = onS3 ? await s3Log!.mark() : 0;
+  const sampler = sampleRss(server.pid);
+  const t0 = performance.now();
+  try {
+    await body();
+    const seconds = (performance.now() - t0) / 1000;
+    const rss = sampler.stop();
+    const s3 = onS3 ? await s3Log!.since(mark) : undefined;
+    const row: Row = { ...base, server: server.label, seconds, rss, s3 };
+    rows.push(row);
+    const speed = mbps(row)
+      ? `${mbps(row)!.toFixed(1)} MB/s`
+      : row.files
+        ? `${(row.files / seconds).toFixed(0)} files/s`
+        : '';
+    log(
+      `${base.workload} ${base.cipher} ${server.label}: ${seconds.toFixed(2)} s ${speed}${rss ? ` peak RSS ${(rss.peak / MiB).toFixed(0)} MiB` : ''}`,
+    );
+  } catch (e) {
+    sampler.stop();
+    const msg = `${base.workload} ${base.cipher} ${server.label}: ${(e as Error).message.slice(0, 500)}`;
+    failures.push(msg);
+    log(`FAILED ${msg}`);
+  }
+}
+
+function ok(r: { code: number | null; stderr: string }, what: string): void {
+  if (r.code !== 0) throw new Error(`${what} exited ${r.code}: ${r.stderr.trim().slice(-400)}`);
+}
+
+async function checkSize(file: string, bytes: number): Promise<void> {
+  const s = await stat(file);
+  if (s.size !== bytes) throw new Error(`${file}: ${s.size} bytes, expected ${bytes}`);
+}
+
+async function main(): Promise<void> {
+  const loadBefore = loadAverage();
+  const machine = await describeMachine();
+  log(`load before: ${loadBefore}`);
+  const t0 = performance.now();
+  await mkdir(LOCAL, { recursive: true });
+  await rm(DL, { recursive: true, force: true });
+  await mkdir(DL, { recursive: true });
+  const { key, pub } = await benchKey();
+  KEY = key;
+
+  const want = (w: Workload) => workloads.has(w);
+  const bigFile = await ensureFile(path.join(LOCAL, `big-${size.big}.bin`), size.big);
+  const parFile =
+    want('par-put') || want('par-get')
+      ? await ensureFile(path.join(LOCAL, `par-${size.parSize}.bin`), size.parSize)
+      : '';
+  const smallDir =
+    want('small-put') || want('small-get')
+      ? await ensureSmallDir(
+          path.join(LOCAL, `small-${size.small}x${size.smallBytes}`),
+          size.small,
+          size.smallBytes,
+        )
+      : '';
+  const manyFile = want('many')
+    ? await ensureFile(path.join(LOCAL, `many-${size.manySize}.bin`), size.manySize)
+    : '';
+
+  const needS3 = servers.has('gw-s3') || servers.has('rclone') || servers.has('sdk');
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    let s3: S3Server | undefined;
+    let sdk: Sdk | undefined;
+    if (needS3) {
+      log('starting the S3 server (Swift)');
+      s3 = await startS3(num('s3-workers'));
+      stops.push(() => s3!.stop());
+      sdk = new Sdk(s3);
+      s3Log = new S3RequestLog(path.join(WORK, 's3', 'log', 'proxy.log'), s3.bucket);
+      stops.push(async () => sdk!.destroy());
+    }
+    const anchors: SftpServer[] = [];
+    let sshdData = '';
+    if (servers.has('openssh')) {
+      const sshd = await startSshd(pub);
+      sshdData = sshd.dataDir;
+      stops.push(() => sshd.stop());
+      anchors.push(sshd);
+    }
+    if (servers.has('rclone') && s3) {
+      const rclone = await startRclone(s3, pub);
+      stops.push(() => rclone.stop());
+      anchors.push(rclone);
+    }
+
+    // Listing folders (created once, kept under bench/work/).
+    if (want('ls')) {
+      if (servers.has('openssh'))
+        await ensureLocalListing(path.join(sshdData, `list-${size.list}`), size.list);
+      if (servers.has('gw-local'))
+        await ensureLocalListing(path.join(WORK, 'local-data/bench/home', `list-${size.list}`), size.list);
+    }
+    if (sdk && (want('ls') || want('ls-big'))) {
+      for (const n of [want('ls') ? size.list : 0, want('ls-big') ? size.listBig : 0].filter(Boolean)) {
+        const t = performance.now();
+        const created = await sdk.populate(`bench/list-${n}`, n, 64, (d) => log(`  ${d} / ${n} objects`));
+        if (created)
+          log(`created ${n} objects for listing in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+      }
+    }
+
+    for (const w of ALL_WORKLOADS) {
+      if (!want(w)) continue;
+      log(`--- ${w}`);
+      const gws: SftpServer[] = [];
+      for (const kind of ['local', 's3'] as const) {
+        if (!servers.has(`gw-${kind}`) || (kind === 's3' && !s3)) continue;
+        if (w === 'channel' && kind === 's3') continue;
+        if (w === 'ls-big' && kind === 'local') continue;
+        gws.push(
+          await startBenchGateway(
+            kind,
+            pub,
+            s3,
+            opt.profile ? path.join(profileRoot, `${w}-${kind}`) : undefined,
+          ),
+        );
+      }
+      try {
+        const targets = [...anchors, ...gws].filter(
+          (s) => !(w === 'ls-big' && (s.id === 'openssh' || s.id === 'gw-local')),
+        );
+        const cs = ONE_CIPHER.includes(w) && !opt['all-ciphers'] ? ciphers.slice(0, 1) : ciphers;
+        for (const cipher of cs)
+          await runWorkload(w, cipher, targets, sdk, { bigFile, parFile, smallDir, manyFile });
+        if (sdk && cs.length > 0) await runSdk(w, sdk, { bigFile, parFile, smallDir, manyFile });
+      } finally {
+        for (const g of gws) await g.stop();
+      }
+    }
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch((e) => log(`stop: ${(e as Error).message}`));
+  }
+
+  const loadAfter = loadAverage();
+  const minutes = (performance.now() - t0) / 60_000;
+  log(`load after: ${loadAfter}; ${minutes.toFixed(1)} min`);
+  await writeReport(machine, loadBefore, loadAfter, minutes);
+}
+
+interface Files {
+  bigFile: string;
+  parFile: string;
+  smallDir: string;
+  manyFile: string;
+}
+
+async function runWorkload(
+  w: Workload,
+  cipher: string,
+  targets: SftpServer[],
+  _sdk: Sdk | undefined,
+  f: Files,
+) {
+  for (const s of targets) {
+    const root = s.root;
+    await sftp(s, cipher, `-mkdir ${root}\n`);
+    const dl = path.join(DL, s.id);
+    await mkdir(dl, { recursive: true });
+    switch (w) {
+      case 'channel': {
+        const isGw = s.id.startsWith('gw');
+        const label = isGw ? 'gateway (ssh2)' : s.id === 'openssh' ? 'OpenSSH sshd' : undefined;
+        if (!label) break;
+        await measure(
+          { label, pid: s.pid },
+          { workload: 'channel up', direction: 'up', cipher, bytes: size.big },
+          async () => {
+            const r = await exec('ssh', ssh(s, cipher, isGw ? 'sink' : 'cat > /dev/null'), {
+              stdinFile: f.bigFile,
+            });
+            ok(r, 'ssh');
+          },
+        );
+        await measure(
+          { label, pid: s.pid },
+          { workload: 'channel down', direction: 'down', cipher, bytes: size.big },
+          async () => {
+            const r = await exec(
+              'ssh',
+              ssh(s, cipher, isGw ? `source ${size.big}` : `head -c ${size.big} /dev/zero`),
+              {
+                stdoutNull: true,
+              },
+            );
+            ok(r, 'ssh');
+          },
+        );
+        break;
+      }
+      case 'put':
+        await measure(s, { workload: 'put 1 file', direction: 'put', cipher, bytes: size.big }, async () =>
+          ok(await sftp(s, cipher, `put ${f.bigFile} ${root}/big.bin\n`), 'sftp put'),
+        );
+        break;
+      case 'get': {
+        if (!workloads.has('put'))
+          ok(await sftp(s, cipher, `put ${f.bigFile} ${root}/big.bin\n`), 'sftp put');
+        const out = path.join(dl, 'big.bin');
+        await rm(out, { force: true });
+        await measure(s, { workload: 'get 1 file', direction: 'get', cipher, bytes: size.big }, async () => {
+          ok(await sftp(s, cipher, `get ${root}/big.bin ${out}\n`), 'sftp get');
+          await checkSize(out, size.big);
+        });
+        await rm(out, { force: true });
+        break;
+      }
+      case 'par-put':
+        await measure(
+          s,
+          { workload: `put ${size.par} streams`, direction: 'put', cipher, bytes: size.par * size.parSize },
+          async () => {
+            const rs = await Promise.all(
+              Array.from({ length: size.par }, (_, i) =>
+                sftp(s, cipher, `put ${f.parFile} ${root}/par-${i}.bin\n`),
+              ),
+            );
+            for (const r of rs) ok(r, 'sftp put');
+          },
+        );
+        break;
+      case 'par-get': {
+        if (!workloads.has('par-put'))
+          for (let i = 0; i < size.par; i++)
+            ok(await sftp(s, cipher, `put ${f.parFile} ${root}/par-${i}.bin\n`), 'put');
+        await measure(
+          s,
+          { workload: `get ${size.par} streams`, direction: 'get', cipher, bytes: size.par * size.parSize },
+          async () => {
+            const rs = await Promise.all(
+              Array.from({ length: size.par }, (_, i) =>
+                sftp(s, cipher, `get ${root}/par-${i}.bin ${path.join(dl, `par-${i}.bin`)}\n`),
+              ),
+            );
+            for (const r of rs) ok(r, 'sftp get');
+            for (let i = 0; i < size.par; i++) await checkSize(path.join(dl, `par-${i}.bin`), size.parSize);
+          },
+        );
+        await rm(dl, { recursive: true, force: true });
+        break;
+      }
+      case 'small-put':
+        await measure(
+          s,
+          {
+            workload: `put ${size.small} small files`,
+            direction: 'put',
+            cipher,
+            files: size.small,
+            bytes: size.small * size.smallBytes,
+          },
+          async () => ok(await sftp(s, cipher, `put -r ${f.smallDir} ${root}/small\n`), 'sftp put -r'),
+        );
+        break;
+      case 'small-get': {
+        if (!workloads.has('small-put'))
+          ok(await sftp(s, cipher, `put -r ${f.smallDir} ${root}/small\n`), 'put -r');
+        const out = path.join(dl, 'small');
+        await rm(out, { recursive: true, force: true });
+        await measure(
+          s,
+          {
+            workload: `get ${size.small} small files`,
+            direction: 'get',
+            cipher,
+            files: size.small,
+            bytes: size.small * size.smallBytes,
+          },
+          async () => {
+            ok(await sftp(s, cipher, `get -r ${root}/small ${out}\n`), 'sftp get -r');
+            const n = (await readdir(out)).length;
+            if (n !== size.small) throw new Error(`got ${n} files, expected ${size.small}`);
+          },
+        );
+        await rm(out, { recursive: true, force: true });
+        break;
+      }
+      case 'ls':
+      case 'ls-big': {
+        const n = w === 'ls' ? size.list : size.listBig;
+        await measure(
+          s,
+          { workload: `ls -l ${n} entries`, direction: 'list', cipher, files: n },
+          async () => {
+            const r = await sftp(s, cipher, `ls -l ${s.listRoot}/list-${n}\n`);
+            ok(r, 'sftp ls');
+            // `sftp -b` echoes the command line first.
+            if (r.lines < n) throw new Error(`listed ${r.lines} lines, expected ${n}`);
+          },
+        );
+        break;
+      }
+      case 'many':
+        await measure(
+          s,
+          {
+            workload: `${size.many} concurrent uploads`,
+            direction: 'put',
+            cipher,
+            bytes: size.many * size.manySize,
+            files: size.many,
+          },
+          async () => {
+            const rs = await Promise.all(
+              Array.from({ length: size.many }, (_, i) =>
+                sftp(s, cipher, `put ${f.manyFile} ${root}/many-${i}.bin\n`),
+              ),
+            );
+            for (const r of rs) ok(r, 'sftp put');
+          },
+        );
+        break;
+    }
+  }
+}
+
+/** The direct-SDK ceiling for the same workload (no SSH, no cipher). */
+async function runSdk(w: Workload, sdk: Sdk, f: Files) {
+  const s = { label: 'direct SDK' };
+  const dl = path.join(DL, 'sdk');
+  await mkdir(dl, { recursive: true });
+  const cipher = '-';
+  switch (w) {
+    case 'put':
+      await measure(s, { workload: 'put 1 file', direction: 'put', cipher, bytes: size.big }, () =>
+        sdk.upload(f.bigFile, 'bench/w-sdk/big.bin'),
+      );
+      break;
+    case 'get':
+      if (!workloads.has('put')) await sdk.upload(f.bigFile, 'bench/w-sdk/big.bin');
+      await measure(s, { workload: 'get 1 file', direction: 'get', cipher, bytes: size.big }, async () => {
+        await sdk.download('bench/w-sdk/big.bin', path.join(dl, 'big.bin'));
+        await checkSize(path.join(dl, 'big.bin'), size.big);
+      });
+      break;
+    case 'par-put':
+      await measure(
+        s,
+        { workload: `put ${size.par} streams`, direction: 'put', cipher, bytes: size.par * size.parSize },
+        async () => {
+          await Promise.all(
+            Array.from({ length: size.par }, (_, i) => sdk.upload(f.parFile, `bench/w-sdk/par-${i}.bin`)),
+          );
+        },
+      );
+      break;
+    case 'par-get':
+      if (!workloads.has('par-put'))
+        for (let i = 0; i < size.par; i++) await sdk.upload(f.parFile, `bench/w-sdk/par-${i}.bin`);
+      await measure(
+        s,
+        { workload: `get ${size.par} streams`, direction: 'get', cipher, bytes: size.par * size.parSize },
+        async () => {
+          await Promise.all(
+            Array.from({ length: size.par }, (_, i) =>
+              sdk.download(`bench/w-sdk/par-${i}.bin`, path.join(dl, `par-${i}.bin`)),
+            ),
+          );
+        },
+      );
+      break;
+    case 'small-put':
+      await measure(
+        s,
+        {
+          workload: `put ${size.small} small files`,
+          direction: 'put',
+          cipher,
+          files: size.small,
+          bytes: size.small * size.smallBytes,
+        },
+        async () => {
+          await sdk.putFolder(f.smallDir, 'bench/w-sdk/small');
+        },
+      );
+      break;
+    case 'small-get': {
+      if (!workloads.has('small-put')) await sdk.putFolder(f.smallDir, 'bench/w-sdk/small');
+      const out = path.join(dl, 'small');
+      await mkdir(out, { recursive: true });
+      await measure(
+        s,
+        {
+          workload: `get ${size.small} small files`,
+          direction: 'get',
+          cipher,
+          files: size.small,
+          bytes: size.small * size.smallBytes,
+        },
+        async () => {
+          const n = await sdk.getFolder('bench/w-sdk/small', out);
+          if (n !== size.small) throw new Error(`got ${n} objects, expected ${size.small}`);
+        },
+      );
+      break;
+    }
+    case 'ls':
+    case 'ls-big': {
+      const n = w === 'ls' ? size.list : size.listBig;
+      await measure(s, { workload: `ls -l ${n} entries`, direction: 'list', cipher, files: n }, async () => {
+        const got = await sdk.count(`bench/list-${n}/`);
+        if (got !== n) throw new Error(`listed ${got} keys, expected ${n}`);
+      });
+      break;
+    }
+    case 'many':
+      await measure(
+        s,
+        {
+          workload: `${size.many} concurrent uploads`,
+          direction: 'put',
+          cipher,
+          bytes: size.many * size.manySize,
+          files: size.many,
+        },
+        async () => {
+          await Promise.all(
+            Array.from({ length: size.many }, (_, i) => sdk.upload(f.manyFile, `bench/w-sdk/many-${i}.bin`)),
+          );
+        },
+      );
+      break;
+    default:
+      break;
+  }
+  await rm(dl, { recursive: true, force: true });
+}
+
+async function writeReport(
+  machine: Record<string, string>,
+  loadBefore: string,
+  loadAfter: string,
+  minutes: number,
+) {
+  const busy = Math.max(...[loadBefore, loadAfter].flatMap((l) => l.split(' / ').map(Number)));
+  const cores = os.cpus().length;
+  const caveat =
+    busy > 0.5
+      ? `> **Other work was running on this machine during the run** (load average ${loadBefore} before, ${loadAfter} after, on ${cores} cores). Absolute figures are noise; the ratios, measured in the same run, are what to read, and even they move by tens of percent from run to run under such load.`
+      : `> Load average ${loadBefore} before, ${loadAfter} after, on ${cores} cores.`;
+  const argv = process.argv.slice(2).join(' ') || '(defaults)';
+  let profiles = '';
+  if (opt.profile) {
+    profiles = await summarizeProfiles(profileRoot);
+    await writeFile(path.join(profileRoot, 'summary.md'), profiles);
+  }
+  const md = [
+    `# Benchmark ${machine['Date']} on ${machine['Host']}`,
+    '',
+    caveat,
+    '',
+    '| machine | |',
+    '|---|---|',
+    ...Object.entries(machine).map(([k, v]) => `| ${k} | ${v} |`),
+    `| Options | \`${argv}\` |`,
+    `| Duration | ${minutes.toFixed(1)} min |`,
+    '',
+    'All servers on 127.0.0.1; the client is OpenSSH `sftp -b` (one session per process, default 64 requests',
+    'in flight) with `-c <cipher>` for every server. MB/s = 10^6 bytes/s. files/s counts files transferred or',
+    'entries listed. RSS is the server process sampled every 100 ms (/proc/<pid>/status VmRSS): the gateway',
+    'process (restarted for every workload) and rclone; sshd forks per connection and is not sampled.',
+    'Ratios compare the speed (MB/s, else files/s) with the anchor on the same workload and cipher: ×OpenSSH =',
+    'sshd + internal-sftp on the local disk, ×rclone = `rclone serve sftp` on the same Swift, ×SDK = lib-storage',
+    'Upload / GetObject / ListObjectsV2 straight to Swift (no SSH; part size 8 MiB, 4 in flight, as the',
+    "gateway's defaults), ×transport = the bare SSH channel of the same server's SSH stack",
+    "(`exec sink` / `exec source N` in the gateway's ssh2, `cat > /dev/null` / `head -c N /dev/zero` in sshd).",
+    '',
+    table(rows),
+    '',
+    '## Targets (issue 8)',
+    '',
+    targets(rows),
+    '',
+    '## S3 requests per workload',
+    '',
+    requestTable(rows, formatCounts),
+    '',
+    ...(failures.length ? ['## Failures', '', ...failures.map((f) => `- ${f}`), ''] : []),
+    ...(profiles ? ['## CPU profiles of the gateway (self time)', '', profiles] : []),
+  ].join('\n');
+  await mkdir(opt.out, { recursive: true });
+  const host = os.hostname().replace(/[^\w.-]/g, '_');
+  const file = path.join(opt.out, `${stamp}-${host}.md`);
+  await writeFile(file, md);
+  await writeFile(path.join(opt.out, 'latest.md'), md);
+  process.stdout.write(`${md}\n\nwritten to ${path.relative(ROOT, file)} and latest.md\n`);
+}
+
+main().then(
+  () => process.exit(failures.length ? 1 : 0),
+  (e) => {
+    process.stderr.write(`${(e as Error).stack}\n`);
+    process.exit(2);
+  },
+);
