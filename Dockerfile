@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+#
+# sftp-s3-gateway container: Node 24 LTS, non-root, production dependencies only.
+#
+#   docker build -t sftp-s3-gateway .
+#   docker run -p 2222:2222 -p 127.0.0.1:9100:9100 \
+#     -v ./gateway.yaml:/etc/sftp-gateway/gateway.yaml:ro -v sftp-state:/var/lib/sftp-gateway sftp-s3-gateway
+#
+# The config must listen on 0.0.0.0 (server.host, metrics.host) to be reachable from outside the container.
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# ---- build: compile TypeScript and ssh2's native crypto binding ----------------------------------------
+FROM ${NODE_IMAGE} AS build
+# ssh2's install script builds sshcrypto.node (AES-GCM, ChaCha20-Poly1305 at OpenSSH speed) with node-gyp.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+# The postinstall script (scripts/patch-dependencies.mjs) patches ssh2: it must be there before npm ci.
+COPY package.json package-lock.json ./
+COPY scripts ./scripts
+RUN npm ci --no-audit --no-fund
+# tsconfig also includes test/ and bench/; only src/ is needed (and copied) for the image.
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build
+# Production dependencies only, keeping the binding built above (prune runs no install scripts).
+RUN npm prune --omit=dev --no-audit --no-fund \
+ && node -e "require('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'); console.log('ssh2 native crypto binding: ok')"
+
+# ---- runtime --------------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    SFTP_GATEWAY_CONFIG=/etc/sftp-gateway/gateway.yaml \
+    SFTP_GATEWAY_HEALTH_URL=http://127.0.0.1:9100/healthz
+WORKDIR /app
+COPY --from=build /app/package.json /app/package-lock.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist/src ./dist/src
+# Fail the image build if the native binding did not survive the copy.
+RUN node -e "require('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node')" \
+ && mkdir -p /etc/sftp-gateway /var/lib/sftp-gateway \
+ && chown 1000:1000 /var/lib/sftp-gateway \
+ && chmod 0750 /var/lib/sftp-gateway
+# uid 1000 is the image's `node` user; numeric so that Kubernetes' runAsNonRoot can verify it.
+USER 1000:1000
+# Config (gateway.yaml, host keys) and state (generated host keys, spool files).
+VOLUME ["/etc/sftp-gateway", "/var/lib/sftp-gateway"]
+# 2222: SSH/SFTP; 9100: /metrics, /healthz, /readyz.
+EXPOSE 2222 9100
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch(process.env.SFTP_GATEWAY_HEALTH_URL).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# SIGTERM: stop accepting, let transfers finish up to server.shutdownDeadlineSeconds, abort the rest, exit 0.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/src/main.js", "--config", "/etc/sftp-gateway/gateway.yaml"]
