@@ -162,7 +162,7 @@ describe('two replicas behind HAProxy with PROXY protocol v2', { skip }, () => {
     );
   });
 
-  test("the logs show the client's address as HAProxy reports it, not HAProxy's", async () => {
+  test('the logs show the client\'s address as HAProxy reports it, not HAProxy\'s', async () => {
     const connected = replicas.flatMap((r) => r.logLines().filter((l) => l['activity-type'] === 'CONNECTED'));
     assert.ok(connected.length >= 2, 'sessions through both tests so far');
     for (const line of connected) {

@@ -105,7 +105,7 @@ describe('Dockerfile', () => {
     assert.ok(apt, 'apt-get install in the build stage');
     for (const p of ['python3', 'make', 'g++']) assert.ok(apt.split(' ').includes(p), p);
     const check = (s: Stage) =>
-      runs(s).some((c) => c.includes("require('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node')"));
+      runs(s).some((c) => c.includes('require(\'ssh2/lib/protocol/crypto/build/Release/sshcrypto.node\')'));
     assert.ok(check(build!), 'checked after pruning in the build stage');
     assert.ok(check(runtime), 'checked again in the runtime stage, after the copy');
     assert.ok(!runs(runtime).some((c) => c.includes('apt-get')), 'no compilers in the runtime image');
