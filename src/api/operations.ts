@@ -234,7 +234,7 @@ export class TransferOperations {
     }
   }
 
-  // biome-ignore lint/suspicious/noExplicitAny: validated by the request schemas above
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- validated by the request schemas above
   private async dispatch(op: OperationName, r: any): Promise<Record<string, unknown> | undefined> {
     switch (op) {
       case 'CreateUser':

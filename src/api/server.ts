@@ -93,15 +93,9 @@ function send(
   result: ApiError | Record<string, unknown> | undefined,
 ) {
   const headers: Record<string, string> = { 'x-amzn-RequestId': requestId };
-  let body = '';
-  if (result instanceof ApiError) {
-    headers['x-amzn-ErrorType'] = `${result.type}:`;
-    body = JSON.stringify(result.body());
-    headers['Content-Type'] = CONTENT_TYPE;
-  } else {
-    body = JSON.stringify(result ?? {});
-    headers['Content-Type'] = CONTENT_TYPE;
-  }
+  if (result instanceof ApiError) headers['x-amzn-ErrorType'] = `${result.type}:`;
+  const body = JSON.stringify(result instanceof ApiError ? result.body() : (result ?? {}));
+  headers['Content-Type'] = CONTENT_TYPE;
   headers['Content-Length'] = String(Buffer.byteLength(body));
   res.writeHead(result instanceof ApiError ? result.status : 200, headers);
   res.end(body);

@@ -212,7 +212,7 @@ export function verifySigV4(req: SignedRequest, options: VerifyOptions): Verifie
   if (!amzDate || !date) {
     throw new SigV4Error(
       'IncompleteSignature',
-      "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+      'Authorization header requires existence of either a \'X-Amz-Date\' or a \'Date\' header.',
     );
   }
   if (service !== options.service) {
@@ -231,7 +231,15 @@ export function verifySigV4(req: SignedRequest, options: VerifyOptions): Verifie
   if (!signedHeaders.includes('host')) {
     throw new SigV4Error(
       'SignatureDoesNotMatch',
-      "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+      '\'Host\' or \':authority\' must be a \'SignedHeader\' in the AWS Authorization.',
+    );
+  }
+  const declared = headerValue(req.headers, 'x-amz-content-sha256');
+  if (declared !== undefined && declared !== sha256Hex(req.body)) {
+    // The signature covers the declared hash, so the body itself must match it (no UNSIGNED-PAYLOAD here).
+    throw new SigV4Error(
+      'SignatureDoesNotMatch',
+      'The provided \'x-amz-content-sha256\' header does not match what was computed.',
     );
   }
   const secret = options.secretFor(accessKeyId);
