@@ -304,9 +304,11 @@ export class ObjectFileSystem implements UserFileSystem {
           const suffix = o.key.slice(srcPrefix.length);
           if (suffix === '') sawMarker = true;
           if (o.key.endsWith('/')) await this.store.put(to.bucket, dstPrefix + suffix, Buffer.alloc(0));
+          // Not pinned to the listed ETag: some stores list another ETag than HEAD reports (Swift, for a
+          // copy of a multipart object), and copy() pins the version it HEADs anyway.
           else
             await this.store.copy(
-              { bucket: from.bucket, key: o.key, etag: o.etag },
+              { bucket: from.bucket, key: o.key },
               { bucket: to.bucket, key: dstPrefix + suffix },
             );
           copied.push(o.key);

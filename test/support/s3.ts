@@ -18,7 +18,14 @@ export interface S3TestServer {
   bucket: string;
   /** Seconds the script took (install excluded when already installed). */
   startSeconds: number;
+  /** The script's DATA_DIR: Swift's logs are in `log/` (the proxy's access log is `log/proxy.log`). */
+  dataDir: string;
+  /** Stops the server processes and removes the data. */
   stop(): Promise<void>;
+  /** Stops the server processes but keeps the data (the script's stop action), for fault tests. */
+  halt(): Promise<void>;
+  /** Starts the server again after halt(), on the same port with the same data. */
+  resume(): Promise<void>;
 }
 
 /** The reason to skip S3 tests, or undefined when they must run. */
@@ -61,6 +68,14 @@ export function clearAwsEnv(): void {
   for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
 }
 
+/**
+ * A server of its own, not shared with the rest of the test process: for tests that stop and restart it.
+ * The caller stops it.
+ */
+export function startDedicatedS3(options: { compat: boolean }): Promise<S3TestServer> {
+  return launch(options.compat);
+}
+
 async function launch(compat: boolean): Promise<S3TestServer> {
   clearAwsEnv();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `sftp-gw-s3-${compat ? 'compat' : 'plain'}-`));
@@ -84,6 +99,12 @@ async function launch(compat: boolean): Promise<S3TestServer> {
     );
     return stopped;
   };
+  const halt = async () => {
+    await run([dataDir, String(port), 'stop'], env);
+  };
+  const resume = async () => {
+    await run([dataDir, String(port), 'start'], env);
+  };
   return {
     endpoint: fields['S3_ENDPOINT'],
     accessKeyId: fields['S3_ACCESS_KEY']!,
@@ -91,7 +112,10 @@ async function launch(compat: boolean): Promise<S3TestServer> {
     region: 'us-east-1',
     bucket: 'test',
     startSeconds,
+    dataDir,
     stop,
+    halt,
+    resume,
   };
 }
 

@@ -17,6 +17,7 @@ import { MAX_PART_SIZE, MIN_PART_SIZE, partSizeFor } from './config.js';
 import { copySource, type S3Context } from './context.js';
 import { isNotFound, mapS3Error, s3ErrorCode, s3Status } from './errors.js';
 import { GATEWAY_MARK_METADATA, markUpload, unmarkUpload } from './journal.js';
+import { pinnedCopy } from './pinned-copy.js';
 
 type State = 'open' | 'completing' | 'done' | 'aborted';
 
@@ -338,17 +339,20 @@ export class S3MultipartWriter implements ObjectWriter {
 
   async #copyPart(uploadId: string, r: { partNumber: number; start: number; end: number }): Promise<void> {
     const base = this.#options.base!;
-    const res = await this.#ctx.client.send(
-      new UploadPartCopyCommand({
-        Bucket: this.#bucket,
-        Key: this.#key,
-        UploadId: uploadId,
-        PartNumber: r.partNumber,
-        CopySource: copySource(this.#sourceBucket, base.info.key),
-        CopySourceRange: `bytes=${r.start}-${r.end - 1}`,
-        CopySourceIfMatch: base.info.etag,
-      }),
-      { abortSignal: this.#ac.signal },
+    const source = { bucket: this.#sourceBucket, key: base.info.key, etag: base.info.etag };
+    const res = await pinnedCopy(this.#ctx, source, (pinned) =>
+      this.#ctx.client.send(
+        new UploadPartCopyCommand({
+          Bucket: this.#bucket,
+          Key: this.#key,
+          UploadId: uploadId,
+          PartNumber: r.partNumber,
+          CopySource: copySource(this.#sourceBucket, base.info.key),
+          CopySourceRange: `bytes=${r.start}-${r.end - 1}`,
+          ...(pinned ? { CopySourceIfMatch: base.info.etag } : {}),
+        }),
+        { abortSignal: this.#ac.signal },
+      ),
     );
     const c = res.CopyPartResult;
     this.#parts.push({

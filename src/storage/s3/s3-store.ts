@@ -34,6 +34,7 @@ import { copySource, type S3Context } from './context.js';
 import { isNotFound, mapS3Error, s3Status } from './errors.js';
 import { MultipartJanitor } from './janitor.js';
 import { S3MultipartWriter } from './multipart-writer.js';
+import { pinnedCopy } from './pinned-copy.js';
 import { S3ReadAheadReader } from './read-ahead-reader.js';
 import { observeS3Requests, type S3RequestObserver } from './request-metrics.js';
 
@@ -261,14 +262,17 @@ export class S3Store implements ObjectStore {
       return w.complete();
     }
     try {
-      const r = await this.client.send(
-        new CopyObjectCommand({
-          Bucket: target.bucket,
-          Key: target.key,
-          CopySource: copySource(source.bucket, source.key),
-          CopySourceIfMatch: info.etag,
-          MetadataDirective: 'COPY',
-        }),
+      const pin = { bucket: source.bucket, key: source.key, etag: info.etag };
+      const r = await pinnedCopy(this.#ctx, pin, (pinned) =>
+        this.client.send(
+          new CopyObjectCommand({
+            Bucket: target.bucket,
+            Key: target.key,
+            CopySource: copySource(source.bucket, source.key),
+            ...(pinned ? { CopySourceIfMatch: info.etag } : {}),
+            MetadataDirective: 'COPY',
+          }),
+        ),
       );
       return {
         key: target.key,

@@ -1,0 +1,627 @@
+/**
+ * End to end on the S3 store, AWS-like lane: the real OpenSSH `sftp`/`scp` clients against the real
+ * gateway process with default S3 settings, on Swift's S3 API behind the compat shim (S3_COMPAT=1:
+ * flexible checksums verified, DeleteObjects without Content-MD5, If-None-Match). An SDK client looks
+ * at the bucket directly, and Swift's proxy access log shows which S3 requests were really sent.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  DeleteObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { makeFile, run, sha256File, tempDir } from '../support/gateway.js';
+import {
+  clearAwsEnv,
+  type S3TestServer,
+  startDedicatedS3,
+  startS3,
+} from '../support/s3.js';
+import {
+  journalMarksFor,
+  listKeys,
+  MiB,
+  multipartUploads,
+  objectSha256,
+  objectSize,
+  proxyLogCount,
+  type S3Gateway,
+  sdkClient,
+  startS3Gateway,
+  waitFor,
+} from '../support/s3-e2e.js';
+
+clearAwsEnv();
+
+/** Starts `sftp -b -` in its own process group (so that SIGKILL reaches its ssh child too). */
+function spawnSftp(g: S3Gateway, extraArgs: string[], commands: string) {
+  const child = spawn(
+    'sftp',
+    [...g.sshArgs(), ...extraArgs, '-b', '-', 'alice@127.0.0.1'],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  child.stdin.end(commands);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () => {
+  let s3: S3TestServer;
+  let client: S3Client;
+  let g: S3Gateway;
+  let work: string;
+  const bucket = () => s3.bucket;
+  const k = (name: string) => `${g.prefix}/${name}`;
+
+  before(async () => {
+    s3 = await startS3({ compat: true });
+    client = sdkClient(s3);
+    g = await startS3Gateway(s3);
+    work = await tempDir('s3-client');
+  });
+  after(async () => {
+    const code = await g?.gw.stop();
+    client?.destroy();
+    await s3?.stop();
+    assert.equal(code, 0, 'the gateway exits 0 on SIGTERM');
+  });
+
+  const ok = async (
+    commands: string,
+    o: { extraArgs?: string[]; user?: string } = {},
+  ) => {
+    const r = await g.sftp(commands, o);
+    assert.equal(
+      r.code,
+      0,
+      `sftp failed:\n${commands}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`,
+    );
+    return r;
+  };
+  const fails = async (
+    commands: string,
+    pattern: RegExp,
+    o: { user?: string } = {},
+  ) => {
+    const r = await g.sftp(commands, o);
+    assert.notEqual(
+      r.code,
+      0,
+      `sftp should have failed:\n${commands}\n${r.stdout}`,
+    );
+    assert.match(r.stderr, pattern);
+    return r;
+  };
+
+  for (const size of [0, 1, 8 * MiB - 1, 8 * MiB, 8 * MiB + 1]) {
+    test(`a file of ${size} bytes round-trips with sftp and scp`, async () => {
+      const src = path.join(work, `src-${size}`);
+      await makeFile(src, size);
+      const expected = await sha256File(src);
+      await ok(`put ${src} f-${size}\nget f-${size} ${src}.sftp\n`);
+      assert.equal(await sha256File(`${src}.sftp`), expected);
+      assert.equal(await objectSize(client, bucket(), k(`f-${size}`)), size);
+      assert.equal(
+        await objectSha256(client, bucket(), k(`f-${size}`)),
+        expected,
+      );
+
+      const up = await g.scp(src, `alice@127.0.0.1:scp-${size}`);
+      assert.equal(up.code, 0, up.stderr);
+      const down = await g.scp(`alice@127.0.0.1:scp-${size}`, `${src}.scp`);
+      assert.equal(down.code, 0, down.stderr);
+      assert.equal(await sha256File(`${src}.scp`), expected);
+    });
+  }
+
+  test('a 300 MiB file round-trips with sftp and scp, equal sha256', async (t) => {
+    const size = 300 * MiB;
+    const src = path.join(work, 'big');
+    await makeFile(src, size);
+    const expected = await sha256File(src);
+    const rate = (ms: number) =>
+      `${((size / MiB) * 1000) / ms} MiB/s`.replace(/(\.\d)\d+/, '$1');
+    let t0 = performance.now();
+    await ok(`put ${src} big\n`);
+    const putMs = performance.now() - t0;
+    t0 = performance.now();
+    await ok(`get big ${src}.back\n`);
+    const getMs = performance.now() - t0;
+    assert.equal(await sha256File(`${src}.back`), expected);
+    assert.equal(await objectSha256(client, bucket(), k('big')), expected);
+
+    t0 = performance.now();
+    const up = await g.scp(src, 'alice@127.0.0.1:big-scp');
+    const scpUpMs = performance.now() - t0;
+    assert.equal(up.code, 0, up.stderr);
+    t0 = performance.now();
+    const down = await g.scp('alice@127.0.0.1:big-scp', `${src}.scp`);
+    const scpDownMs = performance.now() - t0;
+    assert.equal(down.code, 0, down.stderr);
+    assert.equal(await sha256File(`${src}.scp`), expected);
+    t.diagnostic(
+      `300 MiB: sftp put ${rate(putMs)}, sftp get ${rate(getMs)}, scp up ${rate(scpUpMs)}, scp down ${rate(scpDownMs)}`,
+    );
+    await run('rm', ['-f', src, `${src}.back`, `${src}.scp`]);
+    await ok('rm big\nrm big-scp\n');
+  });
+
+  test('directories on objects: markers, prefix-only directories, STAT, rmdir', async () => {
+    await ok('mkdir d1\n');
+    assert.equal(
+      await objectSize(client, bucket(), k('d1/')),
+      0,
+      'mkdir writes a zero-byte d1/ marker',
+    );
+    // Prefix-only directories: keys below them, no marker.
+    await client.send(
+      new PutObjectCommand({
+        Bucket: bucket(),
+        Key: k('pfx/a/b.txt'),
+        Body: 'hello',
+      }),
+    );
+    assert.equal(await objectSize(client, bucket(), k('pfx/')), undefined);
+    const r = await ok(`ls -l\nls -l pfx\nls -l pfx/a\ncd pfx/a\npwd\nget b.txt ${work}/b.txt\n`);
+    assert.match(
+      r.stdout,
+      /^d\S+\s.*\spfx$/m,
+      'ls -l shows the prefix-only pfx as a directory',
+    );
+    assert.match(r.stdout, /^d\S+\s.*\sd1$/m, 'and the marker directory d1');
+    assert.match(r.stdout, /^d\S+\s.*\sa$/m, 'pfx/a is a directory inside pfx');
+    assert.match(r.stdout, /^-\S+\s.*\s5 .*b\.txt$/m);
+    assert.match(
+      r.stdout,
+      new RegExp(`Remote working directory: /${bucket()}/${g.prefix}/pfx/a`),
+    );
+    assert.equal(await readFile(`${work}/b.txt`, 'utf8'), 'hello');
+    // rmdir refuses non-empty directories, with or without a marker.
+    await fails('rmdir pfx/a\n', /Failure|not empty/i);
+    await fails('rmdir pfx\n', /Failure|not empty/i);
+    await ok(`put ${work}/b.txt d1/x\n`);
+    await fails('rmdir d1\n', /Failure|not empty/i);
+    await ok('rm d1/x\nrmdir d1\nrm pfx/a/b.txt\n');
+    assert.equal(
+      await objectSize(client, bucket(), k('d1/')),
+      undefined,
+      'rmdir removes the marker',
+    );
+    await fails('cd d1\n', /No such file|not found/i);
+    await fails('mkdir no/such/parent\n', /No such file/i);
+  });
+
+  test('rename of a file, over a file, and of a directory with contents', async () => {
+    await writeFile(path.join(work, 'r1'), 'one');
+    await writeFile(path.join(work, 'r2'), 'two');
+    const big = path.join(work, 'r-big');
+    await makeFile(big, 12 * MiB + 3);
+    await ok(
+      `put ${work}/r1 r1\nput ${work}/r2 r2\nput ${big} rbig\nrename r1 r1-renamed\nrename rbig rbig2\n`,
+    );
+    assert.equal(await objectSize(client, bucket(), k('r1')), undefined);
+    assert.equal(
+      await objectSha256(client, bucket(), k('rbig2')),
+      await sha256File(big),
+    );
+    assert.equal(await objectSize(client, bucket(), k('rbig')), undefined);
+    await ok('rename r1-renamed r2\n'); // posix-rename overwrites
+    await ok(`get r2 ${work}/r2.back\n`);
+    assert.equal(await readFile(`${work}/r2.back`, 'utf8'), 'one');
+
+    await ok(
+      // rd/sub/big is a server-side copy of a multipart object, whose listed ETag Swift reports differently.
+      `mkdir rd\nmkdir rd/sub\nput ${work}/r2 rd/x\nrename rbig2 rd/sub/big\nput ${work}/r2 rd/sub/y\nrename rd rd2\n`,
+    );
+    assert.deepEqual(await listKeys(client, bucket(), k('rd/')), []);
+    assert.deepEqual(
+      (await listKeys(client, bucket(), k('rd2/'))).map((x) =>
+        x.slice(k('rd2/').length),
+      ),
+      ['', 'sub/', 'sub/big', 'sub/y', 'x'],
+    );
+    assert.equal(
+      await objectSha256(client, bucket(), k('rd2/sub/big')),
+      await sha256File(big),
+    );
+    await ok(`get rd2/sub/big ${big}.back\n`);
+    assert.equal(await sha256File(`${big}.back`), await sha256File(big));
+  });
+
+  test('rename of a 12 MiB file with copyPartThresholdMiB 5 goes through UploadPartCopy', async () => {
+    const g2 = await startS3Gateway(s3, {
+      storage: { copyPartThresholdMiB: 5 },
+      prefix: g.prefix,
+    });
+    try {
+      const big = path.join(work, 'mp-big');
+      await makeFile(big, 12 * MiB + 5);
+      const r = await g2.sftp(
+        `put ${big} mp\nrename mp mp-renamed\nget mp-renamed ${big}.back\n`,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await sha256File(`${big}.back`), await sha256File(big));
+      assert.equal(
+        await objectSha256(client, bucket(), k('mp-renamed')),
+        await sha256File(big),
+      );
+      assert.equal(await objectSize(client, bucket(), k('mp')), undefined);
+      assert.ok(
+        (await proxyLogCount(s3, k('mp-renamed'), 'UploadPartCopy')) >= 1,
+        'Swift received a successful UploadPartCopy for the target',
+      );
+      assert.equal(
+        await proxyLogCount(s3, k('mp-renamed'), 'CopyObject'),
+        0,
+        'and no CopyObject',
+      );
+    } finally {
+      await g2.gw.stop();
+    }
+  });
+
+  test('a directory of 10,000 entries lists completely with ls -1', async (t) => {
+    const n = 10_000;
+    const names = Array.from(
+      { length: n },
+      (_, i) => `f${String(i).padStart(5, '0')}`,
+    );
+    // Without flexible checksums: empty objects, and the fewer bytes Swift must check, the sooner.
+    const bulk = sdkClient(s3, { compat: false });
+    let next = 0;
+    const worker = async () => {
+      while (next < names.length) {
+        const name = names[next++]!;
+        await bulk.send(
+          new PutObjectCommand({
+            Bucket: bucket(),
+            Key: k(`many/${name}`),
+            Body: new Uint8Array(0),
+          }),
+        );
+      }
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 32 }, worker));
+    bulk.destroy();
+    t.diagnostic(
+      `created ${n} objects with the SDK in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+    const r = await ok('ls -1 many\n');
+    const listed = r.stdout
+      .split('\n')
+      .filter((l) => /^f\d{5}$/.test(l.trim().replace(/^many\//, '')));
+    assert.equal(
+      listed.length,
+      n,
+      `ls -1 listed ${listed.length} of ${n} entries`,
+    );
+    assert.equal(new Set(listed).size, n, 'no entry twice');
+  });
+
+  test('reput of a 20 MiB file over a 12 MiB prefix: right bytes, via UploadPartCopy', async () => {
+    const src = path.join(work, 'resume');
+    await makeFile(src, 20 * MiB);
+    const partial = path.join(work, 'resume-part');
+    await makeFile(partial, 20 * MiB);
+    await truncate(partial, 12 * MiB);
+    await ok(`put ${partial} resume\n`);
+    assert.equal(await objectSize(client, bucket(), k('resume')), 12 * MiB);
+    const copiesBefore = await proxyLogCount(s3, k('resume'), 'UploadPartCopy');
+    await ok(`reput ${src} resume\n`);
+    assert.equal(
+      await objectSha256(client, bucket(), k('resume')),
+      await sha256File(src),
+    );
+    assert.ok(
+      (await proxyLogCount(s3, k('resume'), 'UploadPartCopy')) > copiesBefore,
+      'the 12 MiB already stored were copied inside the store with UploadPartCopy',
+    );
+    await ok(`get resume ${src}.back\n`);
+    assert.equal(await sha256File(`${src}.back`), await sha256File(src));
+  });
+
+  test('SIGKILL of the sftp client mid-upload leaves no object, no multipart upload, no journal mark', async () => {
+    const src = path.join(work, 'killed');
+    await makeFile(src, 64 * MiB);
+    // -l 16000 (Kbit/s): the upload is surely running when it is killed.
+    const p = spawnSftp(g, ['-l', '16000'], `put ${src} killed\n`);
+    try {
+      await waitFor(
+        'the multipart upload to start',
+        async () =>
+          (await multipartUploads(client, bucket(), k('killed'))).length > 0,
+        60_000,
+      );
+      assert.equal(
+        (await journalMarksFor(client, bucket(), k('killed'))).length,
+        1,
+        'the upload is marked',
+      );
+    } finally {
+      killGroup(p.child);
+    }
+    await p.exited;
+    await waitFor(
+      'the multipart upload to be aborted',
+      async () =>
+        (await multipartUploads(client, bucket(), k('killed'))).length === 0,
+      20_000,
+    );
+    assert.equal(
+      await objectSize(client, bucket(), k('killed')),
+      undefined,
+      'no object is visible',
+    );
+    await waitFor(
+      'the journal mark to be removed',
+      async () =>
+        (await journalMarksFor(client, bucket(), k('killed'))).length === 0,
+      10_000,
+    );
+    const r = await ok('ls\n');
+    assert.doesNotMatch(r.stdout, /killed/);
+  });
+
+  test('an overwrite during a download fails the download instead of mixing versions', async () => {
+    const src = path.join(work, 'ow');
+    await makeFile(src, 64 * MiB);
+    await ok(`put ${src} ow\n`);
+    const local = path.join(work, 'ow.down');
+    const p = spawnSftp(g, ['-l', '16000'], `get ow ${local}\n`);
+    try {
+      await waitFor(
+        'the download to start',
+        async () =>
+          ((await stat(local).catch(() => undefined))?.size ?? 0) > MiB,
+        60_000,
+      );
+      // The new version: 64 MiB of 0xAB, easy to recognise in what was downloaded.
+      await client.send(
+        new PutObjectCommand({
+          Bucket: bucket(),
+          Key: k('ow'),
+          Body: Buffer.alloc(64 * MiB, 0xab),
+        }),
+      );
+    } catch (err) {
+      killGroup(p.child);
+      throw err;
+    }
+    const code = await p.exited;
+    const { stderr } = p.output();
+    assert.notEqual(code, 0, 'sftp reports the failed download');
+    assert.match(stderr, /Failure|Couldn't read|changed|precondition/i);
+    const got = await readFile(local);
+    assert.ok(
+      got.length < 64 * MiB || got.equals(await readFile(src)),
+      'the download did not complete',
+    );
+    assert.equal(
+      got.includes(Buffer.alloc(4096, 0xab)),
+      false,
+      'no byte of the new version was downloaded',
+    );
+  });
+
+  test('the .sftp-gateway journal prefix is invisible and refused', async () => {
+    // bob's home is the bucket root, where the journal prefix lives.
+    const probe = '.sftp-gateway/multipart/e2e-probe';
+    await client.send(
+      new PutObjectCommand({ Bucket: bucket(), Key: probe, Body: '{}' }),
+    );
+    try {
+      await writeFile(path.join(work, 'h'), 'h');
+      const r = await ok('ls -la\n', { user: 'bob' });
+      assert.match(r.stdout, new RegExp(g.prefix), 'bob sees the bucket root');
+      assert.doesNotMatch(r.stdout, /sftp-gateway/);
+      await fails('ls .sftp-gateway\n', /Permission denied|not found/i, {
+        user: 'bob',
+      });
+      await fails('cd .sftp-gateway\n', /Permission denied/i, { user: 'bob' });
+      // sftp's get and rm stat (glob) first and report any failure there as "not found".
+      await fails(
+        `get ${probe} ${work}/probe\n`,
+        /Permission denied|not found/i,
+        { user: 'bob' },
+      );
+      await fails(`put ${work}/h .sftp-gateway/x\n`, /Permission denied/i, {
+        user: 'bob',
+      });
+      await fails('mkdir .sftp-gateway/y\n', /Permission denied/i, {
+        user: 'bob',
+      });
+      await fails(`rm ${probe}\n`, /Permission denied|not found/i, {
+        user: 'bob',
+      });
+      await fails(
+        `rename ${g.prefix}/r2 .sftp-gateway/r2\n`,
+        /Permission denied/i,
+        { user: 'bob' },
+      );
+      assert.equal(
+        await objectSize(client, bucket(), probe),
+        2,
+        'the probe is untouched',
+      );
+      assert.equal(
+        await objectSize(client, bucket(), '.sftp-gateway/x'),
+        undefined,
+      );
+    } finally {
+      await client.send(
+        new DeleteObjectCommand({ Bucket: bucket(), Key: probe }),
+      );
+    }
+  });
+
+  test('an unreachable store: /readyz is 503 and a login fails with a clear error, not a hang', async () => {
+    const closed = await closedPort();
+    const dead = await startS3Gateway(s3, {
+      storage: {
+        endpoint: `http://127.0.0.1:${closed}`,
+        checkBucket: s3.bucket,
+      },
+    });
+    try {
+      assert.ok(dead.gw.metricsPort, 'the metrics port is in the logs');
+      const res = await fetch(`http://127.0.0.1:${dead.gw.metricsPort}/readyz`);
+      assert.equal(res.status, 503);
+      const body = (await res.json()) as {
+        checks: { store: { ok: boolean; message?: string } };
+      };
+      assert.equal(body.checks.store.ok, false);
+      assert.match(
+        String(body.checks.store.message),
+        /HeadBucket|ECONNREFUSED|unavailable/i,
+      );
+      const r = await run(
+        'sftp',
+        [...dead.sshArgs(), '-b', '-', 'alice@127.0.0.1'],
+        {
+          input: 'ls\n',
+          timeoutMs: 90_000,
+        },
+      );
+      assert.notEqual(
+        r.code,
+        null,
+        'sftp ended by itself (no hang until the test timeout)',
+      );
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /unavailable|ECONNREFUSED|storage|S3/i, r.stderr);
+    } finally {
+      await dead.gw.stop();
+    }
+  });
+});
+
+describe('stopping the S3 server mid-upload (a Swift of its own)', () => {
+  let s3: S3TestServer;
+  let client: S3Client;
+  let g: S3Gateway;
+  let work: string;
+
+  before(async () => {
+    s3 = await startDedicatedS3({ compat: true });
+    client = sdkClient(s3);
+    g = await startS3Gateway(s3);
+    work = await tempDir('s3-stop');
+  });
+  after(async () => {
+    await g?.gw.stop();
+    client?.destroy();
+    await s3?.stop();
+  });
+
+  test('the client gets an SFTP error; after restart nothing is visible and the janitor clears the upload', async (t) => {
+    const src = path.join(work, 'halted');
+    await makeFile(src, 64 * MiB);
+    const key = `${g.prefix}/halted`;
+    const p = spawnSftp(g, ['-l', '16000'], `put ${src} halted\n`);
+    try {
+      await waitFor(
+        'the multipart upload to start',
+        async () => (await multipartUploads(client, s3.bucket, key)).length > 0,
+        60_000,
+      );
+      await s3.halt();
+    } catch (err) {
+      killGroup(p.child);
+      throw err;
+    }
+    const code = await p.exited;
+    const { stderr } = p.output();
+    assert.notEqual(code, 0, 'sftp reports the failed upload');
+    assert.match(stderr, /Failure|Couldn't write|unavailable|S3/i, stderr);
+    t.diagnostic(
+      `sftp said: ${stderr.trim().split('\n').slice(-2).join(' | ')}`,
+    );
+
+    await s3.resume();
+    assert.equal(
+      await objectSize(client, s3.bucket, key),
+      undefined,
+      'no object is visible',
+    );
+    const left = await multipartUploads(client, s3.bucket, key);
+    const marks = await journalMarksFor(client, s3.bucket, key);
+    t.diagnostic(
+      `after restart: ${left.length} multipart upload(s), ${marks.length} journal mark(s) left`,
+    );
+    // The abort could not reach the stopped store; what is left must carry the gateway's mark so that
+    // its janitor aborts it once it is older than multipartMaxAgeHours. A gateway starting with a tiny
+    // maximum age does that at once.
+    assert.equal(
+      marks.length,
+      left.length,
+      'every upload left behind is marked for the janitor',
+    );
+    if (left.length > 0) {
+      await new Promise((r) => setTimeout(r, 1500));
+      const janitor = await startS3Gateway(s3, {
+        storage: { multipartMaxAgeHours: 0.0002 },
+      });
+      try {
+        await waitFor(
+          'the janitor to abort the upload',
+          async () =>
+            (await multipartUploads(client, s3.bucket, key)).length === 0,
+          30_000,
+        );
+        await waitFor(
+          'the janitor to remove the mark',
+          async () =>
+            (await journalMarksFor(client, s3.bucket, key)).length === 0,
+          30_000,
+        );
+      } finally {
+        await janitor.gw.stop();
+      }
+    }
+    assert.equal(await objectSize(client, s3.bucket, key), undefined);
+    // The gateway is still usable after the store came back.
+    const r = await g.sftp(`put ${src} after\n`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      await objectSha256(client, s3.bucket, `${g.prefix}/after`),
+      await sha256File(src),
+    );
+  });
+});
+
+async function closedPort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
