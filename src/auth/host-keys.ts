@@ -30,11 +30,21 @@ export function loadOrCreateHostKeys(files: string[]): HostKey[] {
 function generate(file: string): void {
   const name = path.basename(file);
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const pair = name.includes('rsa')
-    ? utils.generateKeyPairSync('rsa', { bits: 3072 })
-    : name.includes('ecdsa')
-      ? utils.generateKeyPairSync('ecdsa', { bits: 256 })
-      : utils.generateKeyPairSync('ed25519');
-  writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
-  writeFileSync(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
+  // ssh2's generator drops a leading zero byte of an ed25519 public key (about 1 key in 256), which
+  // yields a private key file it cannot parse back. Generate until the pair round-trips.
+  for (let attempt = 1; ; attempt++) {
+    const pair = name.includes('rsa')
+      ? utils.generateKeyPairSync('rsa', { bits: 3072 })
+      : name.includes('ecdsa')
+        ? utils.generateKeyPairSync('ecdsa', { bits: 256 })
+        : utils.generateKeyPairSync('ed25519');
+    const parsedPrivate = utils.parseKey(pair.private);
+    const parsedPublic = utils.parseKey(pair.public);
+    if (!(parsedPrivate instanceof Error) && !(parsedPublic instanceof Error)) {
+      writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
+      writeFileSync(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
+      return;
+    }
+    if (attempt >= 10) throw new Error(`${file}: could not generate a usable host key`);
+  }
 }
