@@ -89,12 +89,12 @@ export class GatewayMetrics {
 
     this.#sessionsActive = new Gauge({
       name: 'sftp_gateway_sessions_active',
-      help: 'SSH connections currently open (authenticated or not).',
+      help: 'Authenticated SSH sessions currently open.',
       registers,
     });
     this.#sessionsTotal = new Counter({
       name: 'sftp_gateway_sessions_total',
-      help: 'SSH connections accepted since start.',
+      help: 'SSH sessions authenticated since start (failed logins are in auth_attempts_total).',
       registers,
     });
     this.#authAttempts = new Counter({
