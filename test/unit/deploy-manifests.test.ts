@@ -238,6 +238,18 @@ describe('deploy/kubernetes manifests', () => {
     assert.equal(resolveTargetPort(ports[0]!['targetPort']), 2222);
   });
 
+  it('Service and ConfigMap agree on PROXY protocol, and the LB health check is /readyz on the metrics port', () => {
+    const svc = one('Service', 'sftp-s3-gateway');
+    const annotations: Record<string, string> = svc['metadata']['annotations'] ?? {};
+    const config = parseConfig(gatewayYaml, '/etc/sftp-gateway/gateway.yaml');
+    const lbSendsProxy = annotations['service.beta.kubernetes.io/aws-load-balancer-proxy-protocol'] === '*';
+    assert.equal(lbSendsProxy, config.server.proxyProtocol.enabled);
+    if (lbSendsProxy) {
+      assert.equal(annotations['service.beta.kubernetes.io/aws-load-balancer-healthcheck-path'], '/readyz');
+      assert.equal(annotations['service.beta.kubernetes.io/aws-load-balancer-healthcheck-port'], '9100');
+    }
+  });
+
   it('PodDisruptionBudget: minAvailable 1 of the pods, below the replica count', () => {
     const pdb = one('PodDisruptionBudget');
     assert.equal(pdb['spec']['minAvailable'], 1);
