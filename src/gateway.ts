@@ -79,7 +79,7 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
         ? apiUsers.find(username)
         : undefined),
     passwordLogin: (username, password, login) => identity.passwordLogin({ username, password, ...login }),
-    authMethods: () => config.server.sftpAuthenticationMethods,
+    authMethods: () => effectiveAuthMethods(config, identity.kind),
     openFileSystem: async (user, info) => {
       // The user as found at login (config or identity provider), with its role and policies.
       const u = user as User;
@@ -190,4 +190,16 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
       await http?.close();
     },
   };
+}
+
+/**
+ * The default, PUBLIC_KEY_OR_PASSWORD, offers passwords only where one could succeed: a user with a
+ * PasswordHash or a custom identity provider. Otherwise clients are told "publickey" alone, as the
+ * managed service does for key-only users, instead of being invited to try passwords that cannot work.
+ */
+function effectiveAuthMethods(config: GatewayConfig, identityKind: string): GatewayConfig['server']['sftpAuthenticationMethods'] {
+  const methods = config.server.sftpAuthenticationMethods;
+  if (methods !== 'PUBLIC_KEY_OR_PASSWORD' || identityKind !== 'SERVICE_MANAGED') return methods;
+  const anyPassword = [...config.users.values()].some((u) => Boolean(u.PasswordHash));
+  return anyPassword ? methods : 'PUBLIC_KEY';
 }
