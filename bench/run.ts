@@ -50,7 +50,15 @@ const ALL_WORKLOADS = [
 ] as const;
 type Workload = (typeof ALL_WORKLOADS)[number];
 /** Workloads whose time is in requests, not bytes: run with the first cipher unless --all-ciphers. */
-const ONE_CIPHER: Workload[] = ['small-put', 'small-get', 'ls', 'ls-big', 'many'];
+const ONE_CIPHER: Workload[] = [
+  'par-put',
+  'par-get',
+  'small-put',
+  'small-get',
+  'ls',
+  'ls-big',
+  'many',
+];
 const ALL_SERVERS = ['openssh', 'gw-local', 'gw-s3', 'rclone', 'sdk'] as const;
 
 const USAGE = `usage: npm run bench -- [options]
@@ -66,6 +74,9 @@ const USAGE = `usage: npm run bench -- [options]
   --list-big N       entries of the big S3 listing (default 100000)
   --many N           concurrent uploads (default 64)   --many-size MiB  each (default 64)
   --s3-workers N     Swift proxy and object workers (default 2)
+  --rclone-get MiB   cap of each rclone download (default 64: rclone re-opens the object on every
+                     out-of-order read and moves ~3 MB/s here, so full sizes would take many minutes)
+  --many-servers L   servers of the concurrent-upload run (default openssh,gw-s3,sdk)
   --profile          node --cpu-prof on every gateway process, summaries under bench/work/profiles/
   --out DIR          results folder (default bench/results)
 `;
@@ -74,7 +85,10 @@ const { values: opt } = parseArgs({
   options: {
     workloads: { type: 'string', default: ALL_WORKLOADS.join(',') },
     servers: { type: 'string', default: ALL_SERVERS.join(',') },
-    ciphers: { type: 'string', default: 'aes128-gcm@openssh.com,chacha20-poly1305@openssh.com' },
+    ciphers: {
+      type: 'string',
+      default: 'aes128-gcm@openssh.com,chacha20-poly1305@openssh.com',
+    },
     'all-ciphers': { type: 'boolean', default: false },
     size: { type: 'string', default: '512' },
     par: { type: 'string', default: '4' },
@@ -86,6 +100,8 @@ const { values: opt } = parseArgs({
     many: { type: 'string', default: '64' },
     'many-size': { type: 'string', default: '64' },
     's3-workers': { type: 'string', default: '2' },
+    'rclone-get': { type: 'string', default: '64' },
+    'many-servers': { type: 'string', default: 'openssh,gw-s3,sdk' },
     profile: { type: 'boolean', default: false },
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
     help: { type: 'boolean', default: false },
@@ -96,12 +112,15 @@ if (opt.help) {
   process.exit(0);
 }
 const workloads = new Set(opt.workloads.split(',') as Workload[]);
-for (const w of workloads) if (!ALL_WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}\n${USAGE}`);
+for (const w of workloads)
+  if (!ALL_WORKLOADS.includes(w))
+    throw new Error(`unknown workload ${w}\n${USAGE}`);
 const servers = new Set(opt.servers.split(','));
 const ciphers = opt.ciphers.split(',');
 const num = (k: keyof typeof opt) => {
   const v = Number(opt[k]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k} must be a positive number`);
+  if (!Number.isFinite(v) || v <= 0)
+    throw new Error(`--${k} must be a positive number`);
   return v;
 };
 const size = {
@@ -114,12 +133,15 @@ const size = {
   listBig: num('list-big'),
   many: num('many'),
   manySize: num('many-size') * MiB,
+  rcloneGet: num('rclone-get') * MiB,
 };
 
 const rows: Row[] = [];
 const failures: string[] = [];
 const log = (msg: string) =>
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+  process.stderr.write(
+    `[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`,
+  );
 
 const LOCAL = path.join(WORK, 'local');
 const DL = path.join(WORK, 'download');
@@ -132,13 +154,18 @@ async function ensureFile(file: string, bytes: number): Promise<string> {
   return file;
 }
 
-async function ensureSmallDir(dir: string, count: number, bytes: number): Promise<string> {
+async function ensureSmallDir(
+  dir: string,
+  count: number,
+  bytes: number,
+): Promise<string> {
   const names = await readdir(dir).catch(() => [] as string[]);
   const first = names[0] ? await stat(path.join(dir, names[0])) : undefined;
   if (names.length !== count || first?.size !== bytes) {
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
-    for (let i = 0; i < count; i++) await makeFile(path.join(dir, `s${String(i).padStart(5, '0')}`), bytes);
+    for (let i = 0; i < count; i++)
+      await makeFile(path.join(dir, `s${String(i).padStart(5, '0')}`), bytes);
   }
   return dir;
 }
@@ -177,7 +204,11 @@ function sftp(server: SftpServer, cipher: string, commands: string) {
   return exec('sftp', args, { input: commands });
 }
 
-function ssh(server: { port: number; user: string }, cipher: string, command: string) {
+function ssh(
+  server: { port: number; user: string },
+  cipher: string,
+  command: string,
+) {
   return [
     ...SSH_OPTS,
     '-T',
@@ -198,7 +229,11 @@ async function measure(
   base: Omit<Row, 'seconds' | 'server' | 'rss'>,
   body: () => Promise<void>,
 ): Promise<void> {
-  const onS3 = s3Log && (server.id === 'gw-s3' || server.id === 'rclone' || server.label === 'direct SDK');
+  const onS3 =
+    s3Log &&
+    (server.id === 'gw-s3' ||
+      server.id === 'rclone' ||
+      server.label === 'direct SDK');
   const mark = onS3 ? await s3Log!.mark() : 0;
   const sampler = sampleRss(server.pid);
   const t0 = performance.now();
@@ -226,12 +261,14 @@ async function measure(
 }
 
 function ok(r: { code: number | null; stderr: string }, what: string): void {
-  if (r.code !== 0) throw new Error(`${what} exited ${r.code}: ${r.stderr.trim().slice(-400)}`);
+  if (r.code !== 0)
+    throw new Error(`${what} exited ${r.code}: ${r.stderr.trim().slice(-400)}`);
 }
 
 async function checkSize(file: string, bytes: number): Promise<void> {
   const s = await stat(file);
-  if (s.size !== bytes) throw new Error(`${file}: ${s.size} bytes, expected ${bytes}`);
+  if (s.size !== bytes)
+    throw new Error(`${file}: ${s.size} bytes, expected ${bytes}`);
 }
 
 async function main(): Promise<void> {
@@ -246,10 +283,16 @@ async function main(): Promise<void> {
   KEY = key;
 
   const want = (w: Workload) => workloads.has(w);
-  const bigFile = await ensureFile(path.join(LOCAL, `big-${size.big}.bin`), size.big);
+  const bigFile = await ensureFile(
+    path.join(LOCAL, `big-${size.big}.bin`),
+    size.big,
+  );
   const parFile =
     want('par-put') || want('par-get')
-      ? await ensureFile(path.join(LOCAL, `par-${size.parSize}.bin`), size.parSize)
+      ? await ensureFile(
+          path.join(LOCAL, `par-${size.parSize}.bin`),
+          size.parSize,
+        )
       : '';
   const smallDir =
     want('small-put') || want('small-get')
@@ -259,11 +302,19 @@ async function main(): Promise<void> {
           size.smallBytes,
         )
       : '';
+  const capFile =
+    servers.has('rclone') && (want('get') || want('par-get'))
+      ? await ensureFile(path.join(LOCAL, `cap-${size.rcloneGet}.bin`), size.rcloneGet)
+      : '';
   const manyFile = want('many')
-    ? await ensureFile(path.join(LOCAL, `many-${size.manySize}.bin`), size.manySize)
+    ? await ensureFile(
+        path.join(LOCAL, `many-${size.manySize}.bin`),
+        size.manySize,
+      )
     : '';
 
-  const needS3 = servers.has('gw-s3') || servers.has('rclone') || servers.has('sdk');
+  const needS3 =
+    servers.has('gw-s3') || servers.has('rclone') || servers.has('sdk');
   const stops: (() => Promise<void>)[] = [];
   try {
     let s3: S3Server | undefined;
@@ -273,7 +324,10 @@ async function main(): Promise<void> {
       s3 = await startS3(num('s3-workers'));
       stops.push(() => s3!.stop());
       sdk = new Sdk(s3);
-      s3Log = new S3RequestLog(path.join(WORK, 's3', 'log', 'proxy.log'), s3.bucket);
+      s3Log = new S3RequestLog(
+        path.join(WORK, 's3', 'log', 'proxy.log'),
+        s3.bucket,
+      );
       stops.push(async () => sdk!.destroy());
     }
     const anchors: SftpServer[] = [];
@@ -293,16 +347,29 @@ async function main(): Promise<void> {
     // Listing folders (created once, kept under bench/work/).
     if (want('ls')) {
       if (servers.has('openssh'))
-        await ensureLocalListing(path.join(sshdData, `list-${size.list}`), size.list);
+        await ensureLocalListing(
+          path.join(sshdData, `list-${size.list}`),
+          size.list,
+        );
       if (servers.has('gw-local'))
-        await ensureLocalListing(path.join(WORK, 'local-data/bench/home', `list-${size.list}`), size.list);
+        await ensureLocalListing(
+          path.join(WORK, 'local-data/bench/home', `list-${size.list}`),
+          size.list,
+        );
     }
     if (sdk && (want('ls') || want('ls-big'))) {
-      for (const n of [want('ls') ? size.list : 0, want('ls-big') ? size.listBig : 0].filter(Boolean)) {
+      for (const n of [
+        want('ls') ? size.list : 0,
+        want('ls-big') ? size.listBig : 0,
+      ].filter(Boolean)) {
         const t = performance.now();
-        const created = await sdk.populate(`bench/list-${n}`, n, 64, (d) => log(`  ${d} / ${n} objects`));
+        const created = await sdk.populate(`bench/list-${n}`, n, 32, (d) =>
+          log(`  ${d} / ${n} objects`),
+        );
         if (created)
-          log(`created ${n} objects for listing in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+          log(
+            `created ${n} objects for listing in ${((performance.now() - t) / 1000).toFixed(0)} s`,
+          );
       }
     }
 
@@ -314,6 +381,7 @@ async function main(): Promise<void> {
         if (!servers.has(`gw-${kind}`) || (kind === 's3' && !s3)) continue;
         if (w === 'channel' && kind === 's3') continue;
         if (w === 'ls-big' && kind === 'local') continue;
+        if (w === 'many' && !opt['many-servers'].split(',').includes(`gw-${kind}`)) continue;
         gws.push(
           await startBenchGateway(
             kind,
@@ -324,19 +392,33 @@ async function main(): Promise<void> {
         );
       }
       try {
+        const manyServers = new Set(opt['many-servers'].split(','));
         const targets = [...anchors, ...gws].filter(
-          (s) => !(w === 'ls-big' && (s.id === 'openssh' || s.id === 'gw-local')),
+          (s) =>
+            !(w === 'ls-big' && (s.id === 'openssh' || s.id === 'gw-local')) &&
+            !(w === 'many' && !manyServers.has(s.id)),
         );
-        const cs = ONE_CIPHER.includes(w) && !opt['all-ciphers'] ? ciphers.slice(0, 1) : ciphers;
+        const cs =
+          ONE_CIPHER.includes(w) && !opt['all-ciphers']
+            ? ciphers.slice(0, 1)
+            : ciphers;
         for (const cipher of cs)
-          await runWorkload(w, cipher, targets, sdk, { bigFile, parFile, smallDir, manyFile });
-        if (sdk && cs.length > 0) await runSdk(w, sdk, { bigFile, parFile, smallDir, manyFile });
+          await runWorkload(w, cipher, targets, sdk, {
+            bigFile,
+            capFile,
+            parFile,
+            smallDir,
+            manyFile,
+          });
+        if (sdk && cs.length > 0 && (w !== 'many' || manyServers.has('sdk')))
+          await runSdk(w, sdk, { bigFile, capFile, parFile, smallDir, manyFile });
       } finally {
         for (const g of gws) await g.stop();
       }
     }
   } finally {
-    for (const stop of stops.reverse()) await stop().catch((e) => log(`stop: ${(e as Error).message}`));
+    for (const stop of stops.reverse())
+      await stop().catch((e) => log(`stop: ${(e as Error).message}`));
   }
 
   const loadAfter = loadAverage();
@@ -347,6 +429,7 @@ async function main(): Promise<void> {
 
 interface Files {
   bigFile: string;
+  capFile: string;
   parFile: string;
   smallDir: string;
   manyFile: string;
@@ -367,25 +450,42 @@ async function runWorkload(
     switch (w) {
       case 'channel': {
         const isGw = s.id.startsWith('gw');
-        const label = isGw ? 'gateway (ssh2)' : s.id === 'openssh' ? 'OpenSSH sshd' : undefined;
+        const label = isGw
+          ? 'gateway (ssh2)'
+          : s.id === 'openssh'
+            ? 'OpenSSH sshd'
+            : undefined;
         if (!label) break;
         await measure(
           { label, pid: s.pid },
           { workload: 'channel up', direction: 'up', cipher, bytes: size.big },
           async () => {
-            const r = await exec('ssh', ssh(s, cipher, isGw ? 'sink' : 'cat > /dev/null'), {
-              stdinFile: f.bigFile,
-            });
+            const r = await exec(
+              'ssh',
+              ssh(s, cipher, isGw ? 'sink' : 'cat > /dev/null'),
+              {
+                stdinFile: f.bigFile,
+              },
+            );
             ok(r, 'ssh');
           },
         );
         await measure(
           { label, pid: s.pid },
-          { workload: 'channel down', direction: 'down', cipher, bytes: size.big },
+          {
+            workload: 'channel down',
+            direction: 'down',
+            cipher,
+            bytes: size.big,
+          },
           async () => {
             const r = await exec(
               'ssh',
-              ssh(s, cipher, isGw ? `source ${size.big}` : `head -c ${size.big} /dev/zero`),
+              ssh(
+                s,
+                cipher,
+                isGw ? `source ${size.big}` : `head -c ${size.big} /dev/zero`,
+              ),
               {
                 stdoutNull: true,
               },
@@ -396,26 +496,45 @@ async function runWorkload(
         break;
       }
       case 'put':
-        await measure(s, { workload: 'put 1 file', direction: 'put', cipher, bytes: size.big }, async () =>
-          ok(await sftp(s, cipher, `put ${f.bigFile} ${root}/big.bin\n`), 'sftp put'),
+        await measure(
+          s,
+          { workload: 'put 1 file', direction: 'put', cipher, bytes: size.big },
+          async () =>
+            ok(
+              await sftp(s, cipher, `put ${f.bigFile} ${root}/big.bin\n`),
+              'sftp put',
+            ),
         );
         break;
       case 'get': {
-        if (!workloads.has('put'))
-          ok(await sftp(s, cipher, `put ${f.bigFile} ${root}/big.bin\n`), 'sftp put');
+        // rclone downloads are capped (--rclone-get): see the usage text.
+        const capped = s.id === 'rclone' && size.rcloneGet < size.big;
+        const bytes = capped ? size.rcloneGet : size.big;
+        const remote = capped ? `${root}/cap.bin` : `${root}/big.bin`;
+        if (capped || !workloads.has('put'))
+          ok(await sftp(s, cipher, `put ${capped ? f.capFile : f.bigFile} ${remote}\n`), 'sftp put');
         const out = path.join(dl, 'big.bin');
         await rm(out, { force: true });
-        await measure(s, { workload: 'get 1 file', direction: 'get', cipher, bytes: size.big }, async () => {
-          ok(await sftp(s, cipher, `get ${root}/big.bin ${out}\n`), 'sftp get');
-          await checkSize(out, size.big);
-        });
+        await measure(
+          s,
+          { workload: 'get 1 file', direction: 'get', cipher, bytes, note: capped ? `${bytes / MiB} MiB` : undefined },
+          async () => {
+            ok(await sftp(s, cipher, `get ${remote} ${out}\n`), 'sftp get');
+            await checkSize(out, bytes);
+          },
+        );
         await rm(out, { force: true });
         break;
       }
       case 'par-put':
         await measure(
           s,
-          { workload: `put ${size.par} streams`, direction: 'put', cipher, bytes: size.par * size.parSize },
+          {
+            workload: `put ${size.par} streams`,
+            direction: 'put',
+            cipher,
+            bytes: size.par * size.parSize,
+          },
           async () => {
             const rs = await Promise.all(
               Array.from({ length: size.par }, (_, i) =>
@@ -427,20 +546,29 @@ async function runWorkload(
         );
         break;
       case 'par-get': {
-        if (!workloads.has('par-put'))
+        const capped = s.id === 'rclone' && size.rcloneGet < size.parSize;
+        const each = capped ? size.rcloneGet : size.parSize;
+        const name = (i: number) => (capped ? `${root}/cap-${i}.bin` : `${root}/par-${i}.bin`);
+        if (capped || !workloads.has('par-put'))
           for (let i = 0; i < size.par; i++)
-            ok(await sftp(s, cipher, `put ${f.parFile} ${root}/par-${i}.bin\n`), 'put');
+            ok(await sftp(s, cipher, `put ${capped ? f.capFile : f.parFile} ${name(i)}\n`), 'put');
         await measure(
           s,
-          { workload: `get ${size.par} streams`, direction: 'get', cipher, bytes: size.par * size.parSize },
+          {
+            workload: `get ${size.par} streams`,
+            direction: 'get',
+            cipher,
+            bytes: size.par * each,
+            note: capped ? `${each / MiB} MiB each` : undefined,
+          },
           async () => {
             const rs = await Promise.all(
               Array.from({ length: size.par }, (_, i) =>
-                sftp(s, cipher, `get ${root}/par-${i}.bin ${path.join(dl, `par-${i}.bin`)}\n`),
+                sftp(s, cipher, `get ${name(i)} ${path.join(dl, `par-${i}.bin`)}\n`),
               ),
             );
             for (const r of rs) ok(r, 'sftp get');
-            for (let i = 0; i < size.par; i++) await checkSize(path.join(dl, `par-${i}.bin`), size.parSize);
+            for (let i = 0; i < size.par; i++) await checkSize(path.join(dl, `par-${i}.bin`), each);
           },
         );
         await rm(dl, { recursive: true, force: true });
@@ -456,12 +584,19 @@ async function runWorkload(
             files: size.small,
             bytes: size.small * size.smallBytes,
           },
-          async () => ok(await sftp(s, cipher, `put -r ${f.smallDir} ${root}/small\n`), 'sftp put -r'),
+          async () =>
+            ok(
+              await sftp(s, cipher, `put -r ${f.smallDir} ${root}\n`),
+              'sftp put -r',
+            ),
         );
         break;
       case 'small-get': {
         if (!workloads.has('small-put'))
-          ok(await sftp(s, cipher, `put -r ${f.smallDir} ${root}/small\n`), 'put -r');
+          ok(
+            await sftp(s, cipher, `put -r ${f.smallDir} ${root}\n`),
+            'put -r',
+          );
         const out = path.join(dl, 'small');
         await rm(out, { recursive: true, force: true });
         await measure(
@@ -474,9 +609,13 @@ async function runWorkload(
             bytes: size.small * size.smallBytes,
           },
           async () => {
-            ok(await sftp(s, cipher, `get -r ${root}/small ${out}\n`), 'sftp get -r');
+            ok(
+              await sftp(s, cipher, `get -r ${root}/${path.basename(f.smallDir)} ${out}\n`),
+              'sftp get -r',
+            );
             const n = (await readdir(out)).length;
-            if (n !== size.small) throw new Error(`got ${n} files, expected ${size.small}`);
+            if (n !== size.small)
+              throw new Error(`got ${n} files, expected ${size.small}`);
           },
         );
         await rm(out, { recursive: true, force: true });
@@ -487,12 +626,18 @@ async function runWorkload(
         const n = w === 'ls' ? size.list : size.listBig;
         await measure(
           s,
-          { workload: `ls -l ${n} entries`, direction: 'list', cipher, files: n },
+          {
+            workload: `ls -l ${n} entries`,
+            direction: 'list',
+            cipher,
+            files: n,
+          },
           async () => {
             const r = await sftp(s, cipher, `ls -l ${s.listRoot}/list-${n}\n`);
             ok(r, 'sftp ls');
             // `sftp -b` echoes the command line first.
-            if (r.lines < n) throw new Error(`listed ${r.lines} lines, expected ${n}`);
+            if (r.lines < n)
+              throw new Error(`listed ${r.lines} lines, expected ${n}`);
           },
         );
         break;
@@ -529,38 +674,61 @@ async function runSdk(w: Workload, sdk: Sdk, f: Files) {
   const cipher = '-';
   switch (w) {
     case 'put':
-      await measure(s, { workload: 'put 1 file', direction: 'put', cipher, bytes: size.big }, () =>
-        sdk.upload(f.bigFile, 'bench/w-sdk/big.bin'),
+      await measure(
+        s,
+        { workload: 'put 1 file', direction: 'put', cipher, bytes: size.big },
+        () => sdk.upload(f.bigFile, 'bench/w-sdk/big.bin'),
       );
       break;
     case 'get':
-      if (!workloads.has('put')) await sdk.upload(f.bigFile, 'bench/w-sdk/big.bin');
-      await measure(s, { workload: 'get 1 file', direction: 'get', cipher, bytes: size.big }, async () => {
-        await sdk.download('bench/w-sdk/big.bin', path.join(dl, 'big.bin'));
-        await checkSize(path.join(dl, 'big.bin'), size.big);
-      });
+      if (!workloads.has('put'))
+        await sdk.upload(f.bigFile, 'bench/w-sdk/big.bin');
+      await measure(
+        s,
+        { workload: 'get 1 file', direction: 'get', cipher, bytes: size.big },
+        async () => {
+          await sdk.download('bench/w-sdk/big.bin', path.join(dl, 'big.bin'));
+          await checkSize(path.join(dl, 'big.bin'), size.big);
+        },
+      );
       break;
     case 'par-put':
       await measure(
         s,
-        { workload: `put ${size.par} streams`, direction: 'put', cipher, bytes: size.par * size.parSize },
+        {
+          workload: `put ${size.par} streams`,
+          direction: 'put',
+          cipher,
+          bytes: size.par * size.parSize,
+        },
         async () => {
           await Promise.all(
-            Array.from({ length: size.par }, (_, i) => sdk.upload(f.parFile, `bench/w-sdk/par-${i}.bin`)),
+            Array.from({ length: size.par }, (_, i) =>
+              sdk.upload(f.parFile, `bench/w-sdk/par-${i}.bin`),
+            ),
           );
         },
       );
       break;
     case 'par-get':
       if (!workloads.has('par-put'))
-        for (let i = 0; i < size.par; i++) await sdk.upload(f.parFile, `bench/w-sdk/par-${i}.bin`);
+        for (let i = 0; i < size.par; i++)
+          await sdk.upload(f.parFile, `bench/w-sdk/par-${i}.bin`);
       await measure(
         s,
-        { workload: `get ${size.par} streams`, direction: 'get', cipher, bytes: size.par * size.parSize },
+        {
+          workload: `get ${size.par} streams`,
+          direction: 'get',
+          cipher,
+          bytes: size.par * size.parSize,
+        },
         async () => {
           await Promise.all(
             Array.from({ length: size.par }, (_, i) =>
-              sdk.download(`bench/w-sdk/par-${i}.bin`, path.join(dl, `par-${i}.bin`)),
+              sdk.download(
+                `bench/w-sdk/par-${i}.bin`,
+                path.join(dl, `par-${i}.bin`),
+              ),
             ),
           );
         },
@@ -582,7 +750,8 @@ async function runSdk(w: Workload, sdk: Sdk, f: Files) {
       );
       break;
     case 'small-get': {
-      if (!workloads.has('small-put')) await sdk.putFolder(f.smallDir, 'bench/w-sdk/small');
+      if (!workloads.has('small-put'))
+        await sdk.putFolder(f.smallDir, 'bench/w-sdk/small');
       const out = path.join(dl, 'small');
       await mkdir(out, { recursive: true });
       await measure(
@@ -596,7 +765,8 @@ async function runSdk(w: Workload, sdk: Sdk, f: Files) {
         },
         async () => {
           const n = await sdk.getFolder('bench/w-sdk/small', out);
-          if (n !== size.small) throw new Error(`got ${n} objects, expected ${size.small}`);
+          if (n !== size.small)
+            throw new Error(`got ${n} objects, expected ${size.small}`);
         },
       );
       break;
@@ -604,10 +774,14 @@ async function runSdk(w: Workload, sdk: Sdk, f: Files) {
     case 'ls':
     case 'ls-big': {
       const n = w === 'ls' ? size.list : size.listBig;
-      await measure(s, { workload: `ls -l ${n} entries`, direction: 'list', cipher, files: n }, async () => {
-        const got = await sdk.count(`bench/list-${n}/`);
-        if (got !== n) throw new Error(`listed ${got} keys, expected ${n}`);
-      });
+      await measure(
+        s,
+        { workload: `ls -l ${n} entries`, direction: 'list', cipher, files: n },
+        async () => {
+          const got = await sdk.count(`bench/list-${n}/`);
+          if (got !== n) throw new Error(`listed ${got} keys, expected ${n}`);
+        },
+      );
       break;
     }
     case 'many':
@@ -622,7 +796,9 @@ async function runSdk(w: Workload, sdk: Sdk, f: Files) {
         },
         async () => {
           await Promise.all(
-            Array.from({ length: size.many }, (_, i) => sdk.upload(f.manyFile, `bench/w-sdk/many-${i}.bin`)),
+            Array.from({ length: size.many }, (_, i) =>
+              sdk.upload(f.manyFile, `bench/w-sdk/many-${i}.bin`),
+            ),
           );
         },
       );
@@ -639,7 +815,9 @@ async function writeReport(
   loadAfter: string,
   minutes: number,
 ) {
-  const busy = Math.max(...[loadBefore, loadAfter].flatMap((l) => l.split(' / ').map(Number)));
+  const busy = Math.max(
+    ...[loadBefore, loadAfter].flatMap((l) => l.split(' / ').map(Number)),
+  );
   const cores = os.cpus().length;
   const caveat =
     busy > 0.5
@@ -669,8 +847,8 @@ async function writeReport(
     'Ratios compare the speed (MB/s, else files/s) with the anchor on the same workload and cipher: ×OpenSSH =',
     'sshd + internal-sftp on the local disk, ×rclone = `rclone serve sftp` on the same Swift, ×SDK = lib-storage',
     'Upload / GetObject / ListObjectsV2 straight to Swift (no SSH; part size 8 MiB, 4 in flight, as the',
-    "gateway's defaults), ×transport = the bare SSH channel of the same server's SSH stack",
-    "(`exec sink` / `exec source N` in the gateway's ssh2, `cat > /dev/null` / `head -c N /dev/zero` in sshd).",
+    'gateway\'s defaults), ×transport = the bare SSH channel of the same server\'s SSH stack',
+    '(`exec sink` / `exec source N` in the gateway\'s ssh2, `cat > /dev/null` / `head -c N /dev/zero` in sshd).',
     '',
     table(rows),
     '',
@@ -682,15 +860,21 @@ async function writeReport(
     '',
     requestTable(rows, formatCounts),
     '',
-    ...(failures.length ? ['## Failures', '', ...failures.map((f) => `- ${f}`), ''] : []),
-    ...(profiles ? ['## CPU profiles of the gateway (self time)', '', profiles] : []),
+    ...(failures.length
+      ? ['## Failures', '', ...failures.map((f) => `- ${f}`), '']
+      : []),
+    ...(profiles
+      ? ['## CPU profiles of the gateway (self time)', '', profiles]
+      : []),
   ].join('\n');
   await mkdir(opt.out, { recursive: true });
   const host = os.hostname().replace(/[^\w.-]/g, '_');
   const file = path.join(opt.out, `${stamp}-${host}.md`);
   await writeFile(file, md);
   await writeFile(path.join(opt.out, 'latest.md'), md);
-  process.stdout.write(`${md}\n\nwritten to ${path.relative(ROOT, file)} and latest.md\n`);
+  process.stdout.write(
+    `${md}\n\nwritten to ${path.relative(ROOT, file)} and latest.md\n`,
+  );
 }
 
 main().then(

@@ -46,7 +46,10 @@ export function exec(
     child.stderr!.on('data', (d: Buffer) => {
       if (err.length < 1024 * 1024) err += d.toString();
     });
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30 * 60_000);
+    const timer = setTimeout(
+      () => child.kill('SIGKILL'),
+      options.timeoutMs ?? 30 * 60_000,
+    );
     // A command that exits without reading its stdin must not crash the harness (EPIPE).
     child.stdin?.on('error', () => undefined);
     child.stdin?.end(options.input ?? '');
@@ -55,14 +58,27 @@ export function exec(
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout: out, stderr: err, seconds: (performance.now() - t0) / 1000, lines });
+      resolve({
+        code,
+        stdout: out,
+        stderr: err,
+        seconds: (performance.now() - t0) / 1000,
+        lines,
+      });
     });
   });
 }
 
-export async function mustExec(cmd: string, args: string[], options: Parameters<typeof exec>[2] = {}) {
+export async function mustExec(
+  cmd: string,
+  args: string[],
+  options: Parameters<typeof exec>[2] = {},
+) {
   const r = await exec(cmd, args, options);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  if (r.code !== 0)
+    throw new Error(
+      `${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.slice(-2000)}`,
+    );
   return r;
 }
 
@@ -77,7 +93,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function waitForPort(port: number, timeoutMs = 20_000, proc?: ChildProcess): Promise<void> {
+export async function waitForPort(
+  port: number,
+  timeoutMs = 20_000,
+  proc?: ChildProcess,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -89,8 +109,12 @@ export async function waitForPort(port: number, timeoutMs = 20_000, proc?: Child
       s.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (proc && proc.exitCode !== null) throw new Error(`process exited (${proc.exitCode}) before listening`);
-    if (Date.now() > until) throw new Error(`nothing listening on port ${port} after ${timeoutMs} ms`);
+    if (proc && proc.exitCode !== null)
+      throw new Error(`process exited (${proc.exitCode}) before listening`);
+    if (Date.now() > until)
+      throw new Error(
+        `nothing listening on port ${port} after ${timeoutMs} ms`,
+      );
     await sleep(50);
   }
 }
@@ -100,7 +124,9 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** VmRSS of a process in bytes, or undefined when it is gone. */
 export function rssOf(pid: number): number | undefined {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = /VmRSS:\s+(\d+) kB/.exec(
+      readFileSync(`/proc/${pid}/status`, 'utf8'),
+    );
     return m ? Number(m[1]) * 1024 : undefined;
   } catch {
     return undefined;
@@ -116,7 +142,10 @@ export interface RssStats {
 }
 
 /** Samples a process's RSS every `intervalMs` until `stop()`. */
-export function sampleRss(pid: number | undefined, intervalMs = 100): { stop(): RssStats | undefined } {
+export function sampleRss(
+  pid: number | undefined,
+  intervalMs = 100,
+): { stop(): RssStats | undefined } {
   if (pid === undefined) return { stop: () => undefined };
   const start = rssOf(pid) ?? 0;
   let peak = start;
@@ -143,7 +172,10 @@ export function sampleRss(pid: number | undefined, intervalMs = 100): { stop(): 
 }
 
 /** Stops a child we started: SIGTERM, then SIGKILL after `graceMs`. */
-export async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
+export async function stopChild(
+  child: ChildProcess,
+  graceMs = 15_000,
+): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   child.kill('SIGTERM');

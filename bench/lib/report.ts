@@ -20,7 +20,8 @@ export interface Row {
   note?: string;
 }
 
-export const mbps = (r: Row) => (r.bytes ? r.bytes / 1e6 / r.seconds : undefined);
+export const mbps = (r: Row) =>
+  r.bytes ? r.bytes / 1e6 / r.seconds : undefined;
 export const filesps = (r: Row) => (r.files ? r.files / r.seconds : undefined);
 /** The figure ratios compare: MB/s for bulk, files (entries) per second otherwise; higher is better. */
 export const speed = (r: Row) => mbps(r) ?? filesps(r) ?? 1 / r.seconds;
@@ -30,7 +31,8 @@ export async function describeMachine(): Promise<Record<string, string>> {
     const r = await exec(cmd, args);
     return `${r.stdout}${r.stderr}`.trim().split('\n')[0] ?? '?';
   };
-  const dpkg = (p: string) => first('dpkg-query', ['-W', '-f', '${Version}', p]);
+  const dpkg = (p: string) =>
+    first('dpkg-query', ['-W', '-f', '${Version}', p]);
   const cpus = os.cpus();
   return {
     Date: new Date().toISOString(),
@@ -44,7 +46,10 @@ export async function describeMachine(): Promise<Record<string, string>> {
     Swift: `swift-proxy ${await dpkg('swift-proxy')}`,
     'ssh2 native binding': await import('node:fs').then((fs) =>
       fs.existsSync(
-        path.join(process.cwd(), 'node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'),
+        path.join(
+          process.cwd(),
+          'node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node',
+        ),
       )
         ? 'built'
         : 'MISSING (chacha20 in JavaScript)',
@@ -59,14 +64,23 @@ export function loadAverage(): string {
     .join(' / ');
 }
 
-const f = (v: number | undefined, d = 1) => (v === undefined || !Number.isFinite(v) ? '' : v.toFixed(d));
-const ratio = (a: Row, b: Row | undefined) => (b ? `${(speed(a) / speed(b)).toFixed(2)}×` : '');
+const f = (v: number | undefined, d = 1) =>
+  v === undefined || !Number.isFinite(v) ? '' : v.toFixed(d);
+const ratio = (a: Row, b: Row | undefined) =>
+  b ? `${(speed(a) / speed(b)).toFixed(2)}×` : '';
 
 /** The anchors of a row: OpenSSH, rclone and the SDK on the same workload and cipher, and the transport. */
 export function anchors(rows: Row[], r: Row) {
   const same = (server: string, cipher = r.cipher) =>
-    rows.find((o) => o !== r && o.server === server && o.workload === r.workload && o.cipher === cipher);
-  const channelDir = r.direction === 'put' ? 'up' : r.direction === 'get' ? 'down' : undefined;
+    rows.find(
+      (o) =>
+        o !== r &&
+        o.server === server &&
+        o.workload === r.workload &&
+        o.cipher === cipher,
+    );
+  const channelDir =
+    r.direction === 'put' ? 'up' : r.direction === 'get' ? 'down' : undefined;
   const channelServer = r.server.startsWith('gateway')
     ? 'gateway (ssh2)'
     : r.server === 'OpenSSH sshd'
@@ -76,7 +90,9 @@ export function anchors(rows: Row[], r: Row) {
     channelDir && channelServer && !r.workload.startsWith('channel')
       ? rows.find(
           (o) =>
-            o.workload === `channel ${channelDir}` && o.server === channelServer && o.cipher === r.cipher,
+            o.workload === `channel ${channelDir}` &&
+            o.server === channelServer &&
+            o.cipher === r.cipher,
         )
       : undefined;
   return {
@@ -93,7 +109,9 @@ export function table(rows: Row[]): string {
   const sep = '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|';
   const lines = rows.map((r) => {
     const a = anchors(rows, r);
-    const rss = r.rss ? `${f(r.rss.start / MiB, 0)} → ${f(r.rss.peak / MiB, 0)}` : '';
+    const rss = r.rss
+      ? `${f(r.rss.start / MiB, 0)} → ${f(r.rss.peak / MiB, 0)}`
+      : '';
     const self = (b: Row | undefined) => (b === r ? undefined : b);
     return `| ${r.workload}${r.note ? ` (${r.note})` : ''} | ${r.cipher} | ${r.server} | ${f(r.seconds, 2)} | ${f(mbps(r))} | ${f(filesps(r), 0)} | ${rss} | ${ratio(r, self(a.openssh))} | ${ratio(r, self(a.rclone))} | ${ratio(r, self(a.sdk))} | ${ratio(r, a.transport)} |`;
   });
@@ -103,7 +121,13 @@ export function table(rows: Row[]): string {
 /** The issue's targets, each with the figure it is judged on. */
 export function targets(rows: Row[]): string {
   const out: string[] = [];
-  const check = (label: string, value: number | undefined, goal: number, higher = true, unit = '×') => {
+  const check = (
+    label: string,
+    value: number | undefined,
+    goal: number,
+    higher = true,
+    unit = '×',
+  ) => {
     if (value === undefined) return;
     const ok = higher ? value >= goal : value <= goal;
     out.push(
@@ -116,18 +140,33 @@ export function targets(rows: Row[]): string {
     if (r.server === 'gateway, local store' && a.openssh) {
       const small = r.workload.includes('small files');
       if (!r.workload.startsWith('ls'))
-        check(`local ${tag} vs OpenSSH`, speed(r) / speed(a.openssh), small ? 0.8 : 1.0);
+        check(
+          `local ${tag} vs OpenSSH`,
+          speed(r) / speed(a.openssh),
+          small ? 0.8 : 1.0,
+        );
     }
     if (r.server === 'gateway, S3') {
       if (a.sdk) check(`S3 ${tag} vs direct SDK`, speed(r) / speed(a.sdk), 0.9);
-      if (a.rclone) check(`S3 ${tag} vs rclone`, speed(r) / speed(a.rclone), 1.5);
+      if (a.rclone)
+        check(`S3 ${tag} vs rclone`, speed(r) / speed(a.rclone), 1.5);
       if (r.workload.startsWith('many') && r.rss)
         check(`S3 ${tag} peak RSS`, r.rss.peak / MiB, 300, false, ' MiB');
       if (r.workload.startsWith('ls') && r.rss)
-        check(`S3 ${tag} RSS growth while listing`, (r.rss.peak - r.rss.start) / MiB, 16, false, ' MiB');
+        check(
+          `S3 ${tag} RSS growth while listing`,
+          (r.rss.peak - r.rss.start) / MiB,
+          16,
+          false,
+          ' MiB',
+        );
     }
   }
-  return ['| target | figure | goal | result |', '|---|--:|--:|---|', ...out].join('\n');
+  return [
+    '| target | figure | goal | result |',
+    '|---|--:|--:|---|',
+    ...out,
+  ].join('\n');
 }
 
 interface ProfileNode {
@@ -137,7 +176,10 @@ interface ProfileNode {
 }
 
 /** Top self-time functions of every .cpuprofile under `dir` (one folder per gateway run). */
-export async function summarizeProfiles(dir: string, top = 15): Promise<string> {
+export async function summarizeProfiles(
+  dir: string,
+  top = 15,
+): Promise<string> {
   const out: string[] = [];
   let folders: string[];
   try {
@@ -146,11 +188,13 @@ export async function summarizeProfiles(dir: string, top = 15): Promise<string> 
     return '';
   }
   for (const folder of folders) {
-    const files = (await readdir(path.join(dir, folder)).catch(() => [])).filter((n) =>
-      n.endsWith('.cpuprofile'),
-    );
+    const files = (
+      await readdir(path.join(dir, folder)).catch(() => [])
+    ).filter((n) => n.endsWith('.cpuprofile'));
     for (const file of files) {
-      const p = JSON.parse(await readFile(path.join(dir, folder, file), 'utf8')) as {
+      const p = JSON.parse(
+        await readFile(path.join(dir, folder, file), 'utf8'),
+      ) as {
         nodes: ProfileNode[];
         startTime: number;
         endTime: number;
@@ -207,7 +251,10 @@ export function requestTable(
 ): string {
   const lines = rows
     .filter((r) => r.s3 && r.s3.size > 0)
-    .map((r) => `| ${r.workload} | ${r.cipher} | ${r.server} | ${format(r.s3!, r.files)} |`);
+    .map(
+      (r) =>
+        `| ${r.workload} | ${r.cipher} | ${r.server} | ${format(r.s3!, r.files)} |`,
+    );
   if (!lines.length) return '';
   return [
     '| workload | cipher | server | S3 requests (Swift proxy log) |',

@@ -26,9 +26,10 @@ export class S3RequestLog {
       const buf = Buffer.alloc(Math.max(0, size - offset));
       await fh.read(buf, 0, buf.length, offset);
       for (const line of buf.toString('utf8').split('\n')) {
-        const m = /^proxy-server: \S+ \S+ \S+ (GET|PUT|POST|HEAD|DELETE) (\S+) HTTP\/[\d.]+ (\d{3})/.exec(
-          line,
-        );
+        const m =
+          /^proxy-server: \S+ \S+ \S+ (GET|PUT|POST|HEAD|DELETE) (\S+) HTTP\/[\d.]+ (\d{3})/.exec(
+            line,
+          );
         if (!m) continue;
         let p: string;
         try {
@@ -50,13 +51,20 @@ export class S3RequestLog {
 }
 
 function classify(method: string, p: string): string {
-  const q = new URLSearchParams(p.includes('?') ? p.slice(p.indexOf('?') + 1) : '');
+  const q = new URLSearchParams(
+    p.includes('?') ? p.slice(p.indexOf('?') + 1) : '',
+  );
   const xid = q.get('x-id');
   if (xid) return xid;
   if (q.has('list-type')) return 'ListObjectsV2';
   if (method === 'GET' && q.has('uploads')) return 'ListMultipartUploads';
   if (method === 'GET' && q.has('uploadId')) return 'ListParts';
-  if (method === 'GET' && (q.has('prefix') || q.has('delimiter') || /^\/[^/]+\/?$/.test(p.split('?')[0]!)))
+  if (
+    method === 'GET' &&
+    (q.has('prefix') ||
+      q.has('delimiter') ||
+      /^\/[^/]+\/?$/.test(p.split('?')[0]!))
+  )
     return 'ListObjects';
   if (method === 'POST' && q.has('uploads')) return 'CreateMultipartUpload';
   if (method === 'POST' && q.has('uploadId')) return 'CompleteMultipartUpload';
@@ -71,10 +79,15 @@ function classify(method: string, p: string): string {
   return method;
 }
 
-export function formatCounts(counts: Map<string, number> | undefined, perFiles?: number): string {
+export function formatCounts(
+  counts: Map<string, number> | undefined,
+  perFiles?: number,
+): string {
   if (!counts || counts.size === 0) return '';
   return [...counts.entries()]
     .sort((a, b) => b[1] - a[1])
-    .map(([k, n]) => (perFiles ? `${k} ${n} (${(n / perFiles).toFixed(2)}/file)` : `${k} ${n}`))
+    .map(([k, n]) =>
+      perFiles ? `${k} ${n} (${(n / perFiles).toFixed(2)}/file)` : `${k} ${n}`,
+    )
     .join(', ');
 }

@@ -25,8 +25,13 @@ export class Sdk {
       endpoint: s3.endpoint,
       region: s3.region,
       forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-      requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: 256 }) },
+      credentials: {
+        accessKeyId: s3.accessKeyId,
+        secretAccessKey: s3.secretAccessKey,
+      },
+      requestHandler: {
+        httpAgent: new Agent({ keepAlive: true, maxSockets: 256 }),
+      },
     });
   }
 
@@ -44,7 +49,9 @@ export class Sdk {
   }
 
   async download(key: string, file: string): Promise<void> {
-    const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    const r = await this.client.send(
+      new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+    );
     await pipeline(r.Body as NodeJS.ReadableStream, createWriteStream(file));
   }
 
@@ -54,7 +61,11 @@ export class Sdk {
     for (const n of names) {
       const body = await readFile(path.join(dir, n));
       await this.client.send(
-        new PutObjectCommand({ Bucket: this.bucket, Key: `${prefix}/${n}`, Body: body }),
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: `${prefix}/${n}`,
+          Body: body,
+        }),
       );
     }
     return names.length;
@@ -70,7 +81,7 @@ export class Sdk {
     return n;
   }
 
-  async *keys(prefix: string): AsyncGenerator<string> {
+  async* keys(prefix: string): AsyncGenerator<string> {
     let token: string | undefined;
     do {
       const page = await this.client.send(
@@ -94,31 +105,42 @@ export class Sdk {
 
   async exists(key: string): Promise<boolean> {
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: key }),
+      );
       return true;
     } catch {
       return false;
     }
   }
 
-  /** Creates `count` empty objects `prefix/fNNNNNN` with `parallel` requests in flight; resumable. */
-  async populate(prefix: string, count: number, parallel = 64, progress?: (done: number) => void) {
+  /**
+   * Creates `count` empty objects `prefix/fNNNNNN` with `parallel` requests in flight. Resumable: keys
+   * already there are skipped, and a `prefix.populated` marker ends the work for good.
+   */
+  async populate(prefix: string, count: number, parallel = 32, progress?: (done: number) => void) {
     const doneMarker = `${prefix}.populated`;
     if (await this.exists(doneMarker)) return false;
+    const have = new Set<string>();
+    for await (const k of this.keys(`${prefix}/`)) have.add(k);
+    const todo: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const key = `${prefix}/f${String(i).padStart(6, '0')}`;
+      if (!have.has(key)) todo.push(key);
+    }
     let next = 0;
-    let done = 0;
+    let done = have.size;
     const worker = async () => {
       for (;;) {
-        const i = next++;
-        if (i >= count) return;
-        const key = `${prefix}/f${String(i).padStart(6, '0')}`;
+        const key = todo[next++];
+        if (key === undefined) return;
         for (let attempt = 0; ; attempt++) {
           try {
             await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: '' }));
             break;
           } catch (e) {
-            if (attempt >= 5) throw e;
-            await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+            if (attempt >= 20) throw e;
+            await new Promise((r) => setTimeout(r, 250 * Math.min(attempt + 1, 8)));
           }
         }
         if (++done % 5000 === 0) progress?.(done);

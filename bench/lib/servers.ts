@@ -1,11 +1,12 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGateway, type TestGateway } from '../../test/support/gateway.js';
-import { freePort, mustExec, stopChild, waitForPort } from './proc.js';
+import { stringify } from 'yaml';
+import { freePort, mustExec, sleep, stopChild, waitForPort } from './proc.js';
 
 /** The repository root, from dist/bench/lib/. */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -31,7 +32,17 @@ export async function benchKey(): Promise<{ key: string; pub: string }> {
   await mkdir(dir, { recursive: true });
   const key = path.join(dir, 'bench_key');
   if (!existsSync(key))
-    await mustExec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench', '-f', key]);
+    await mustExec('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-C',
+      'bench',
+      '-f',
+      key,
+    ]);
   return { key, pub: (await readFile(`${key}.pub`, 'utf8')).trim() };
 }
 
@@ -49,7 +60,8 @@ export interface S3Server {
  * 100,000 listing objects are created once, not on every run.
  */
 export async function startS3(workers: number): Promise<S3Server> {
-  for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
+  for (const k of Object.keys(process.env))
+    if (k.startsWith('AWS_')) delete process.env[k];
   const dataDir = path.join(WORK, 's3');
   await mkdir(dataDir, { recursive: true });
   const portFile = path.join(dataDir, 'bench-port');
@@ -64,8 +76,11 @@ export async function startS3(workers: number): Promise<S3Server> {
   };
   const out = await script([dataDir, String(port), 'start'], env);
   const line = out.trim().split('\n').pop() ?? '';
-  const f = Object.fromEntries(line.split(' ').map((kv) => kv.split('=', 2) as [string, string]));
-  if (!f['S3_ENDPOINT']) throw new Error(`s3-server.sh printed no endpoint: ${out}`);
+  const f = Object.fromEntries(
+    line.split(' ').map((kv) => kv.split('=', 2) as [string, string]),
+  );
+  if (!f['S3_ENDPOINT'])
+    throw new Error(`s3-server.sh printed no endpoint: ${out}`);
   return {
     endpoint: f['S3_ENDPOINT'],
     accessKeyId: f['S3_ACCESS_KEY']!,
@@ -80,10 +95,20 @@ export async function startS3(workers: number): Promise<S3Server> {
 
 function script(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(S3_SCRIPT, args, { env, timeout: 15 * 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`s3-server.sh ${args.join(' ')}: ${err.message}\n${stderr}`));
-      else resolve(stdout);
-    });
+    execFile(
+      S3_SCRIPT,
+      args,
+      { env, timeout: 15 * 60_000, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(
+            new Error(
+              `s3-server.sh ${args.join(' ')}: ${err.message}\n${stderr}`,
+            ),
+          );
+        else resolve(stdout);
+      },
+    );
   });
 }
 
@@ -123,14 +148,25 @@ export interface SftpServer {
 }
 
 /** OpenSSH's sshd with internal-sftp, logging in as the current user (root here) with the bench key. */
-export async function startSshd(pub: string): Promise<SftpServer & { dataDir: string }> {
+export async function startSshd(
+  pub: string,
+): Promise<SftpServer & { dataDir: string }> {
   const dir = path.join(WORK, 'sshd');
   const dataDir = path.join(WORK, 'openssh-root');
   await mkdir(dir, { recursive: true });
   await mkdir(dataDir, { recursive: true });
   await mkdir('/run/sshd', { recursive: true });
   const hostKey = path.join(dir, 'host_ed25519');
-  if (!existsSync(hostKey)) await mustExec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  if (!existsSync(hostKey))
+    await mustExec('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-f',
+      hostKey,
+    ]);
   const authorized = path.join(dir, 'authorized_keys');
   await writeFile(authorized, `${pub}\n`, { mode: 0o600 });
   const port = await freePort();
@@ -155,7 +191,9 @@ export async function startSshd(pub: string): Promise<SftpServer & { dataDir: st
       '',
     ].join('\n'),
   );
-  const child = spawn('/usr/sbin/sshd', ['-f', config, '-D', '-e'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('/usr/sbin/sshd', ['-f', config, '-D', '-e'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   await waitForPort(port, 10_000, child);
   return {
     id: 'openssh',
@@ -170,16 +208,29 @@ export async function startSshd(pub: string): Promise<SftpServer & { dataDir: st
 }
 
 /** `rclone serve sftp` over `bucket/bench` on the same S3 server (a peer sharing the gateway's objects). */
-export async function startRclone(s3: S3Server, pub: string): Promise<SftpServer> {
+export async function startRclone(
+  s3: S3Server,
+  pub: string,
+): Promise<SftpServer> {
   const dir = path.join(WORK, 'rclone');
   await mkdir(dir, { recursive: true });
   const authorized = path.join(dir, 'authorized_keys');
   await writeFile(authorized, `${pub}\n`);
   const hostKey = path.join(dir, 'host_ed25519');
-  if (!existsSync(hostKey)) await mustExec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  if (!existsSync(hostKey))
+    await mustExec('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-f',
+      hostKey,
+    ]);
   const port = await freePort();
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_')) env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith('AWS_')) env[k] = v;
   Object.assign(env, {
     RCLONE_CONFIG: path.join(dir, 'rclone.conf'),
     RCLONE_CONFIG_BENCHS3_TYPE: 's3',
@@ -229,8 +280,73 @@ export async function startRclone(s3: S3Server, pub: string): Promise<SftpServer
   };
 }
 
+export interface BenchGateway {
+  process: ChildProcess;
+  port: number;
+  logs(): string;
+  /** SIGTERM (a graceful exit writes the CPU profile), SIGKILL after 20 s; the exit code. */
+  stop(): Promise<number | null>;
+}
+
 export interface GatewayServer extends SftpServer {
-  gateway: TestGateway;
+  gateway: BenchGateway;
+}
+
+/** Starts dist/src/main.js with `nodeArgs` (node's own flags, e.g. --cpu-prof) in a fresh folder. */
+async function launchGateway(
+  config: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  nodeArgs: string[],
+): Promise<BenchGateway> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sftpgw-bench-'));
+  const configFile = path.join(dir, 'gateway.yaml');
+  await writeFile(configFile, stringify(config));
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, path.join(ROOT, 'dist/src/main.js'), '--config', configFile],
+    {
+      cwd: dir,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  let err = '';
+  // Only the start is needed; later lines are read and dropped so a busy log does not cost memory here.
+  child.stdout!.on('data', (d) => {
+    if (out.length < 1 << 20) out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    if (err.length < 1 << 20) err += d;
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  const until = Date.now() + 30_000;
+  let port: number | undefined;
+  while (port === undefined) {
+    const m = /"port":(\d+)[^\n]*"msg":"SFTP gateway listening"/.exec(out);
+    if (m) port = Number(m[1]);
+    else if (child.exitCode !== null || Date.now() > until) {
+      child.kill('SIGKILL');
+      throw new Error(
+        `gateway did not start (exit ${child.exitCode}):\n${err}\n${out}`,
+      );
+    } else await sleep(50);
+  }
+  return {
+    process: child,
+    port,
+    logs: () => out + err,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const code = await exited;
+      clearTimeout(timer);
+      await rm(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
 }
 
 /**
@@ -251,19 +367,28 @@ export async function startBenchGateway(
           endpoint: s3!.endpoint,
           region: s3!.region,
           forcePathStyle: true,
-          credentials: { accessKeyId: s3!.accessKeyId, secretAccessKey: s3!.secretAccessKey },
+          credentials: {
+            accessKeyId: s3!.accessKeyId,
+            secretAccessKey: s3!.secretAccessKey,
+          },
         };
   const home = kind === 'local' ? '/bench/home' : `/${s3!.bucket}/bench`;
   const env: NodeJS.ProcessEnv = { SFTP_GATEWAY_BENCH_CHANNEL: '1' };
-  if (profileDir) {
-    await mkdir(profileDir, { recursive: true });
-    env['NODE_OPTIONS'] = `--cpu-prof --cpu-prof-dir=${profileDir}`;
-  }
-  const gateway = await startGateway({
-    config: { storage, metrics: false },
-    users: [{ UserName: 'bench', HomeDirectory: home, SshPublicKeys: [pub] }],
+  if (profileDir) await mkdir(profileDir, { recursive: true });
+  const gateway = await launchGateway(
+    {
+      server: {
+        port: 0,
+        host: '127.0.0.1',
+        hostKeys: ['state/ssh_host_ed25519_key'],
+      },
+      storage,
+      metrics: false,
+      users: [{ UserName: 'bench', HomeDirectory: home, SshPublicKeys: [pub] }],
+    },
     env,
-  });
+    profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+  );
   return {
     id: kind === 'local' ? 'gw-local' : 'gw-s3',
     label: kind === 'local' ? 'gateway, local store' : 'gateway, S3',
@@ -274,8 +399,9 @@ export async function startBenchGateway(
     pid: gateway.process.pid,
     gateway,
     stop: async () => {
-      const code = await gateway.stop('SIGTERM');
-      if (code !== 0) process.stderr.write(`gateway (${kind}) exited ${code}\n`);
+      const code = await gateway.stop();
+      if (code !== 0)
+        process.stderr.write(`gateway (${kind}) exited ${code}\n`);
     },
   };
 }
