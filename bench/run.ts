@@ -37,6 +37,7 @@ import {
 } from './lib/servers.js';
 
 const ALL_WORKLOADS = [
+  'connect',
   'channel',
   'put',
   'get',
@@ -77,6 +78,7 @@ const USAGE = `usage: npm run bench -- [options]
   --rclone-get MiB   cap of each rclone download (default 64: rclone re-opens the object on every
                      out-of-order read and moves ~3 MB/s here, so full sizes would take many minutes)
   --many-servers L   servers of the concurrent-upload run (default openssh,gw-s3,sdk)
+  --keep-s3          leave the S3 server running at the end (another bench run may be using it)
   --profile          node --cpu-prof on every gateway process, summaries under bench/work/profiles/
   --out DIR          results folder (default bench/results)
 `;
@@ -103,6 +105,7 @@ const { values: opt } = parseArgs({
     'rclone-get': { type: 'string', default: '64' },
     'many-servers': { type: 'string', default: 'openssh,gw-s3,sdk' },
     profile: { type: 'boolean', default: false },
+    'keep-s3': { type: 'boolean', default: false },
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
     help: { type: 'boolean', default: false },
   },
@@ -322,7 +325,7 @@ async function main(): Promise<void> {
     if (needS3) {
       log('starting the S3 server (Swift)');
       s3 = await startS3(num('s3-workers'));
-      stops.push(() => s3!.stop());
+      if (!opt['keep-s3']) stops.push(() => s3!.stop());
       sdk = new Sdk(s3);
       s3Log = new S3RequestLog(
         path.join(WORK, 's3', 'log', 'proxy.log'),
@@ -448,6 +451,12 @@ async function runWorkload(
     const dl = path.join(DL, s.id);
     await mkdir(dl, { recursive: true });
     switch (w) {
+      case 'connect':
+        // Session setup (TCP, key exchange, auth, SFTP init, one request): a fixed cost in every other row.
+        await measure(s, { workload: 'connect: 5 sessions, pwd', direction: 'connect', cipher, files: 5 }, async () => {
+          for (let i = 0; i < 5; i++) ok(await sftp(s, cipher, 'pwd\n'), 'sftp pwd');
+        });
+        break;
       case 'channel': {
         const isGw = s.id.startsWith('gw');
         const label = isGw

@@ -65,16 +65,22 @@ export async function startS3(workers: number): Promise<S3Server> {
   const dataDir = path.join(WORK, 's3');
   await mkdir(dataDir, { recursive: true });
   const portFile = path.join(dataDir, 'bench-port');
-  let port = Number(await readFile(portFile, 'utf8').catch(() => '0'));
-  if (!port || !(await rangeFree(port, 5))) port = await freeRange(5);
-  await writeFile(portFile, String(port));
   const env = {
     ...process.env,
     S3_COMPAT: '1',
     S3_PROXY_WORKERS: String(workers),
     S3_OBJECT_WORKERS: String(workers),
   };
-  const out = await script([dataDir, String(port), 'start'], env);
+  // The same port as last time: if this data dir's server is still running (another bench run with
+  // --keep-s3), the script only checks it; a new port would make the script restart it under that run.
+  let port = Number(await readFile(portFile, 'utf8').catch(() => '0'));
+  let out: string | undefined;
+  if (port) out = await script([dataDir, String(port), 'start'], env).catch(() => undefined);
+  if (out === undefined) {
+    port = await freeRange(5);
+    out = await script([dataDir, String(port), 'start'], env);
+  }
+  await writeFile(portFile, String(port));
   const line = out.trim().split('\n').pop() ?? '';
   const f = Object.fromEntries(
     line.split(' ').map((kv) => kv.split('=', 2) as [string, string]),
