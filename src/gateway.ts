@@ -127,6 +127,7 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
         });
       },
       sftpEvent: (s, event) => auditSftpEvent(s.logger, metrics, event),
+      sftpReply: (type, status) => metrics.sftpRequest(type, status),
       disconnected: (s, reason) => {
         if (!s) return;
         for (const close of sessionClosers.get(s.sessionId) ?? []) void close().catch(() => undefined);

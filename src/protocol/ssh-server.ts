@@ -58,6 +58,7 @@ export interface SshGatewayOptions {
     connected?: (info: SessionInfo, negotiated: Negotiated | undefined) => void;
     authFailure?: (details: { user: string; sourceIp: string; method: string; reason: string }) => void;
     sftpEvent?: (info: SessionInfo, event: SftpEvent) => void;
+    sftpReply?: (type: string, status: string) => void;
     disconnected?: (info: SessionInfo | undefined, reason: string) => void;
   };
 }
@@ -151,9 +152,11 @@ export class SshGateway {
 
   /** Waits until every session has ended by itself, or `deadlineMs` passes. */
   async drain(deadlineMs: number): Promise<boolean> {
+    // Sessions with nothing open are closed at once; only transfers under way get the deadline.
     const until = Date.now() + deadlineMs;
-    while (this.sessions.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-    return this.sessions.size === 0;
+    const busy = () => [...this.sessions].some((s) => s.busy);
+    while (busy() && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    return !busy();
   }
 
   /** Ends every session: unfinished uploads are aborted, never completed half-way. */
@@ -434,6 +437,7 @@ export class SshGateway {
       onActivity: touch,
       // OpenSSH's sftp-server exits 0 when the client is done; scp reports failure without an exit status.
       beforeEnd: () => channel.exit(0),
+      onReply: this.options.hooks?.sftpReply,
     });
     this.sessions.add(sftp);
     await sftp.closed;

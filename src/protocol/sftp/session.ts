@@ -31,6 +31,8 @@ export interface SftpSessionOptions {
   maxPendingWriteBytes?: number;
   /** Called just before the channel is ended, e.g. to send the exit status OpenSSH's scp waits for. */
   beforeEnd?: () => void;
+  /** Called for every reply: the request type (OPEN, READ, ...) and the reply (OK, DATA, EOF, ...). */
+  onReply?: (type: string, status: string) => void;
   /** Audit hook; must not throw (a throwing hook is logged and ignored). */
   onEvent?: (event: SftpEvent) => void;
   /** Called for every request received, e.g. to reset an idle timer. Must be cheap and must not throw. */
@@ -40,6 +42,8 @@ export interface SftpSessionOptions {
 export interface SftpSession {
   /** Settles once the session has ended and every handle has been closed or aborted. */
   readonly closed: Promise<void>;
+  /** True while a file or directory is open or a request is unanswered: a transfer is under way. */
+  readonly busy: boolean;
   /** Ends the session: unfinished uploads are aborted, other handles closed, the channel ended. */
   close(reason: string): Promise<void>;
 }
@@ -66,6 +70,7 @@ class Session implements SftpSession, SessionContext {
   private readonly onEvent: ((event: SftpEvent) => void) | undefined;
   private readonly onActivity: (() => void) | undefined;
   private readonly beforeEnd: (() => void) | undefined;
+  private readonly onReply: ((type: string, status: string) => void) | undefined;
   private resolveClosed!: () => void;
   private initialized = false;
   private closing = false;
@@ -85,6 +90,7 @@ class Session implements SftpSession, SessionContext {
     this.onEvent = options.onEvent;
     this.onActivity = options.onActivity;
     this.beforeEnd = options.beforeEnd;
+    this.onReply = options.onReply;
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -97,6 +103,10 @@ class Session implements SftpSession, SessionContext {
       this.logger.warn({ err }, 'SFTP channel error');
       void this.close('channel error');
     });
+  }
+
+  get busy(): boolean {
+    return this.handles.size > 0 || this.inFlight > 0;
   }
 
   close(reason: string): Promise<void> {
@@ -244,6 +254,7 @@ class Session implements SftpSession, SessionContext {
   private finish(req: Request, packet: Buffer, message?: string): void {
     this.settled(req);
     if (this.closing) return;
+    if (this.onReply) this.onReply(req.name, replyStatus(packet));
     if (this.logger.isLevelEnabled('debug')) {
       this.logger.debug(
         { op: req.name, id: req.id, path: req.path, status: replyStatus(packet), message },
