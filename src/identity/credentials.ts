@@ -10,6 +10,13 @@ import type { StsConfig } from '../config/schema.js';
 /** Credentials are renewed this long before they expire. */
 export const REFRESH_BEFORE_EXPIRY_MS = 5 * 60_000;
 
+/**
+ * An STS endpoint that does not answer must not hold a login open: the SDK's default HTTP handler has no
+ * timeouts. With the SDK's 3 attempts a dead endpoint refuses the session within about half a minute.
+ */
+const STS_CONNECTION_TIMEOUT_MS = 5000;
+const STS_REQUEST_TIMEOUT_MS = 10_000;
+
 export interface AssumeRoleOptions {
   roleArn: string;
   /** The scope-down Policy, already a JSON string with the Transfer variables substituted. */
@@ -42,9 +49,46 @@ export function assumeRoleCredentials(o: AssumeRoleOptions): AwsCredentialIdenti
     clientConfig: {
       region: o.sts?.region ?? o.region,
       ...(o.sts?.endpoint ? { endpoint: o.sts.endpoint } : {}),
+      requestHandler: {
+        connectionTimeout: STS_CONNECTION_TIMEOUT_MS,
+        requestTimeout: STS_REQUEST_TIMEOUT_MS,
+        // Without it the SDK only logs a warning when requestTimeout passes and keeps waiting.
+        throwOnRequestTimeout: true,
+      },
     },
   });
-  return cached(base);
+  return cached(async () => {
+    try {
+      return await base();
+    } catch (e) {
+      throw assumeRoleError(o.roleArn, e);
+    }
+  });
+}
+
+/**
+ * The store reports a credentials failure as the failure of the S3 request that needed them ("S3
+ * HeadObject failed for ...: AccessDenied: ..."), which reads as if S3 refused. Say that STS refused which
+ * role; keep the SDK's error name and HTTP status so the store still maps it (AccessDenied -> permission
+ * denied, 5xx or network -> store unavailable).
+ */
+function assumeRoleError(roleArn: string, err: unknown): Error {
+  const e = (err ?? {}) as {
+    name?: string;
+    message?: string;
+    $metadata?: unknown;
+    Code?: string;
+    code?: string;
+  };
+  const wrapped = new Error(`STS AssumeRole of ${roleArn} failed: ${e.message ?? String(err)}`, {
+    cause: err,
+  });
+  wrapped.name = e.name ?? 'Error';
+  return Object.assign(wrapped, {
+    ...(e.$metadata !== undefined ? { $metadata: e.$metadata } : {}),
+    ...(e.Code !== undefined ? { Code: e.Code } : {}),
+    ...(e.code !== undefined ? { code: e.code } : {}),
+  });
 }
 
 export function cached(provider: AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {

@@ -47,8 +47,10 @@ def main():
             out["partial"] = list(remaining)
         if password is not None and not t.is_authenticated():
             if key:
-                # Second step on the same auth handler: paramiko's auth_password() would send a new
-                # SERVICE_REQUEST, which ssh2's server answers with a disconnect (one per connection).
+                # Second step as OpenSSH's client does it: only a USERAUTH_REQUEST on the same auth
+                # handler. paramiko's auth_password() sends a new SERVICE_REQUEST first; ssh2's server
+                # disconnected on that until scripts/patch-dependencies.mjs fixed it (that path is
+                # tested by key_then_password.py).
                 password_step(t, user, password)
             else:
                 t.auth_password(user, password)
