@@ -96,6 +96,10 @@ describe('/metrics end to end (S3 store)', { skip: s3SkipReason() }, () => {
     assert.equal(delta('sftp_gateway_multipart_uploads_total', { event: 'started' }), 1);
     assert.equal(delta('sftp_gateway_multipart_uploads_total', { event: 'completed' }), 1);
     assert.equal(delta('sftp_gateway_multipart_uploads_total', { event: 'aborted' }), 0);
+    // 12 MiB in 261,120-byte WRITEs and READs (the sizes OpenSSH uses after limits@openssh.com).
+    assert.equal(delta('sftp_gateway_sftp_requests_total', { type: 'OPEN', status: 'HANDLE' }), 2);
+    assert.ok(delta('sftp_gateway_sftp_requests_total', { type: 'WRITE', status: 'OK' }) >= Math.ceil(size / 261120));
+    assert.ok(delta('sftp_gateway_sftp_requests_total', { type: 'READ', status: 'DATA' }) >= Math.ceil(size / 261120));
     const s3 = (op: string) => delta('sftp_gateway_s3_request_duration_seconds_count', { operation: op });
     assert.equal(s3('CreateMultipartUpload'), 1);
     assert.equal(s3('UploadPart'), 3);
