@@ -19,7 +19,9 @@ export function createLogger(options: { level?: string; destination?: NodeJS.Wri
         censor: '[redacted]',
       },
     },
-    options.destination ?? pino.destination({ fd: 1, sync: false }),
+    // Synchronous: an audit line must reach stdout before the process can die, and a line is written per
+    // event (file, session), not per packet, so the cost is small.
+    options.destination ?? pino.destination({ fd: 1, sync: true }),
   );
 }
 

@@ -81,8 +81,8 @@ describe('public-key authentication', () => {
     assert.notEqual(unknownUser.code, 0);
     assert.match(wrongKey.stderr, /Permission denied \(publickey\)/);
     assert.equal(unknownUser.stderr.replace('mallory', 'alice'), wrongKey.stderr);
+    await gw.waitForLog((l) => l['activity-type'] === 'AUTH_FAILURE' && l['user'] === 'mallory');
     const failures = gw.logLines().filter((l) => l['activity-type'] === 'AUTH_FAILURE');
-    assert.ok(failures.some((l) => l['user'] === 'mallory'));
     assert.ok(
       failures.every((l) => !JSON.stringify(l).includes('AAAA')),
       'no key body in the log',

@@ -188,10 +188,10 @@ describe('OpenSSH sftp and scp against the gateway (local store)', () => {
   });
 
   test('each transfer is an audit event with bytes and the session context', async () => {
-    const lines = gw.logLines();
-    const close = lines.find(
+    const close = await gw.waitForLog(
       (l) => l['activity-type'] === 'CLOSE' && String(l['path']).endsWith('/f-10485760'),
     );
+    const lines = gw.logLines();
     assert.ok(close, 'a CLOSE line for the 10 MiB upload');
     assert.equal(close['user'], 'alice');
     assert.equal(close['source-ip'], '127.0.0.1');

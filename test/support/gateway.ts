@@ -106,6 +106,8 @@ export interface TestGateway {
   /** Everything the gateway wrote to stdout so far (JSON lines). */
   logs(): string;
   logLines(): Record<string, unknown>[];
+  /** Waits (up to 10 s) for a log line matching `predicate`: the gateway writes its log asynchronously. */
+  waitForLog(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** Runs OpenSSH `sftp -b -` with the given commands as `user` (default alice). */
   sftp(
@@ -207,6 +209,15 @@ export async function launch(
     process: child,
     logs: () => out + err,
     logLines: lines,
+    async waitForLog(predicate, timeoutMs = 10_000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const found = lines().find(predicate);
+        if (found) return found;
+        if (Date.now() > until) throw new Error(`no matching log line within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null) child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
