@@ -75,7 +75,7 @@ const USAGE = `usage: npm run bench -- [options]
   --list-big N       entries of the big S3 listing (default 100000)
   --many N           concurrent uploads (default 64)   --many-size MiB  each (default 64)
   --s3-workers N     Swift proxy and object workers (default 2)
-  --rclone-get MiB   cap of each rclone download (default 64: rclone re-opens the object on every
+  --rclone-get MiB   cap of each rclone download (default 16: rclone re-opens the object on every
                      out-of-order read and moves ~3 MB/s here, so full sizes would take many minutes)
   --many-servers L   servers of the concurrent-upload run (default openssh,gw-s3,sdk)
   --keep-s3          leave the S3 server running at the end (another bench run may be using it)
@@ -102,7 +102,7 @@ const { values: opt } = parseArgs({
     many: { type: 'string', default: '64' },
     'many-size': { type: 'string', default: '64' },
     's3-workers': { type: 'string', default: '2' },
-    'rclone-get': { type: 'string', default: '64' },
+    'rclone-get': { type: 'string', default: '16' },
     'many-servers': { type: 'string', default: 'openssh,gw-s3,sdk' },
     profile: { type: 'boolean', default: false },
     'keep-s3': { type: 'boolean', default: false },
@@ -881,6 +881,11 @@ async function writeReport(
   const file = path.join(opt.out, `${stamp}-${host}.md`);
   await writeFile(file, md);
   await writeFile(path.join(opt.out, 'latest.md'), md);
+  // The raw rows, to re-render or compare runs later (bench/work/ is not committed).
+  await writeFile(
+    path.join(WORK, `rows-${stamp}.json`),
+    JSON.stringify(rows.map((r) => ({ ...r, s3: r.s3 ? Object.fromEntries(r.s3) : undefined })), null, 1),
+  );
   process.stdout.write(
     `${md}\n\nwritten to ${path.relative(ROOT, file)} and latest.md\n`,
   );

@@ -87,7 +87,10 @@ export function anchors(rows: Row[], r: Row) {
       ? 'OpenSSH sshd'
       : undefined;
   const transport =
-    channelDir && channelServer && !r.workload.startsWith('channel')
+    channelDir &&
+    channelServer &&
+    !r.workload.startsWith('channel') &&
+    !r.workload.includes('small files')
       ? rows.find(
           (o) =>
             o.workload === `channel ${channelDir}` &&
@@ -135,6 +138,7 @@ export function targets(rows: Row[]): string {
     );
   };
   for (const r of rows) {
+    if (r.direction === 'connect') continue;
     const a = anchors(rows, r);
     const tag = `${r.workload}, ${r.cipher}`;
     if (r.server === 'gateway, local store' && a.openssh) {
@@ -150,7 +154,7 @@ export function targets(rows: Row[]): string {
       if (a.sdk) check(`S3 ${tag} vs direct SDK`, speed(r) / speed(a.sdk), 0.9);
       if (a.rclone)
         check(`S3 ${tag} vs rclone`, speed(r) / speed(a.rclone), 1.5);
-      if (r.workload.startsWith('many') && r.rss)
+      if (r.workload.includes('concurrent uploads') && r.rss)
         check(`S3 ${tag} peak RSS`, r.rss.peak / MiB, 300, false, ' MiB');
       if (r.workload.startsWith('ls') && r.rss)
         check(

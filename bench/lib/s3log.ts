@@ -38,6 +38,8 @@ export class S3RequestLog {
           p = m[2]!;
         }
         if (!p.startsWith(`/${this.bucket}`)) continue;
+        // Listing objects being created by another bench run at the same time are not this row's.
+        if (m[1] === 'PUT' && /\/list-\d+\/f\d+/.test(p)) continue;
         const op = classify(m[1]!, p);
         const status = Number(m[3]);
         const key = status >= 400 ? `${op} (${status})` : op;
