@@ -78,6 +78,7 @@ const USAGE = `usage: npm run bench -- [options]
   --rclone-get MiB   cap of each rclone download (default 16: rclone re-opens the object on every
                      out-of-order read and moves ~3 MB/s here, so full sizes would take many minutes)
   --many-servers L   servers of the concurrent-upload run (default openssh,gw-s3,sdk)
+  --gateway-config J JSON merged over the gateway's config (e.g. '{"memoryBudgetMiB":64}') for experiments
   --keep-s3          leave the S3 server running at the end (another bench run may be using it)
   --profile          node --cpu-prof on every gateway process, summaries under bench/work/profiles/
   --out DIR          results folder (default bench/results)
@@ -106,6 +107,7 @@ const { values: opt } = parseArgs({
     'many-servers': { type: 'string', default: 'openssh,gw-s3,sdk' },
     profile: { type: 'boolean', default: false },
     'keep-s3': { type: 'boolean', default: false },
+    'gateway-config': { type: 'string', default: '{}' },
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
     help: { type: 'boolean', default: false },
   },
@@ -391,6 +393,7 @@ async function main(): Promise<void> {
             pub,
             s3,
             opt.profile ? path.join(profileRoot, `${w}-${kind}`) : undefined,
+            JSON.parse(opt['gateway-config']) as Record<string, unknown>,
           ),
         );
       }

@@ -364,6 +364,7 @@ export async function startBenchGateway(
   pub: string,
   s3: S3Server | undefined,
   profileDir?: string,
+  extraConfig: Record<string, unknown> = {},
 ): Promise<GatewayServer> {
   const storage =
     kind === 'local'
@@ -391,6 +392,7 @@ export async function startBenchGateway(
       storage,
       metrics: false,
       users: [{ UserName: 'bench', HomeDirectory: home, SshPublicKeys: [pub] }],
+      ...extraConfig,
     },
     env,
     profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
