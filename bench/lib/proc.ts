@@ -139,6 +139,8 @@ export interface RssStats {
   peak: number;
   end: number;
   samples: number;
+  /** RSS at 25, 50 and 75 % of the run's duration (to tell steady growth from GC slack). */
+  quartiles: number[];
 }
 
 /** Samples a process's RSS every `intervalMs` until `stop()`. */
@@ -151,10 +153,12 @@ export function sampleRss(
   let peak = start;
   let last = start;
   let samples = 1;
+  const series: number[] = [start];
   const timer = setInterval(() => {
     const v = rssOf(pid);
     if (v === undefined) return;
     samples++;
+    series.push(v);
     last = v;
     if (v > peak) peak = v;
   }, intervalMs);
@@ -166,7 +170,9 @@ export function sampleRss(
         last = v;
         if (v > peak) peak = v;
       }
-      return { start, peak, end: last, samples };
+      series.push(last);
+      const at = (f: number) => series[Math.min(series.length - 1, Math.round(f * (series.length - 1)))]!;
+      return { start, peak, end: last, samples, quartiles: [at(0.25), at(0.5), at(0.75)] };
     },
   };
 }

@@ -14,7 +14,7 @@ export interface Row {
   seconds: number;
   bytes?: number;
   files?: number;
-  rss?: { start: number; peak: number; end: number };
+  rss?: { start: number; peak: number; end: number; quartiles?: number[] };
   /** S3 requests Swift logged during the row, by operation. */
   s3?: Map<string, number>;
   note?: string;
@@ -263,6 +263,23 @@ export function requestTable(
   return [
     '| workload | cipher | server | S3 requests (Swift proxy log) |',
     '|---|---|---|---|',
+    ...lines,
+  ].join('\n');
+}
+
+/** RSS over time for the listing rows: start, 25 / 50 / 75 % of the duration, end, peak (MiB). */
+export function listingRss(rows: Row[]): string {
+  const lines = rows
+    .filter((r) => r.direction === 'list' && r.rss?.quartiles)
+    .map((r) => {
+      const m = (v: number) => (v / MiB).toFixed(0);
+      const q = r.rss!.quartiles!.map(m).join(' | ');
+      return `| ${r.workload} | ${r.server} | ${m(r.rss!.start)} | ${q} | ${m(r.rss!.end)} | ${m(r.rss!.peak)} |`;
+    });
+  if (!lines.length) return '';
+  return [
+    '| workload | server | start | 25 % | 50 % | 75 % | end | peak |',
+    '|---|---|--:|--:|--:|--:|--:|--:|',
     ...lines,
   ].join('\n');
 }
