@@ -28,6 +28,8 @@
 #   default settings (DeleteObjects without Content-MD5, aws-chunked
 #   STREAMING-UNSIGNED-PAYLOAD-TRAILER uploads, x-amz-checksum-* verification,
 #   PutObject If-None-Match: *). 0 = stock Swift s3api only.
+#   S3_RAM (default 0): 1 = keep the objects in /dev/shm (tmpfs, if it supports user xattrs): no disk
+#   fsync per object, for test suites on a busy disk. The stop action keeps them like any data.
 set -euo pipefail
 
 if [ $# -lt 2 ] || [ $# -gt 3 ]; then
@@ -153,7 +155,17 @@ start_bg() {    # name marker logfile cmd...
 try: os.setsid()
 except OSError: pass
 os.execvp(sys.argv[1], sys.argv[1:])' "$@" </dev/null >>"$logfile" 2>&1 9>&- &
-    printf '%s\n%s\n' "$!" "$marker" > "$RUN/$name.pid"
+    local pid=$!
+    printf '%s\n%s\n' "$pid" "$marker" > "$RUN/$name.pid"
+    # Until the forked subshell has exec'd, /proc/PID/cmdline is this script's own command line, so
+    # pid_alive would call a server that is merely slow to be scheduled (a loaded machine) "exited during
+    # startup". Wait for the exec (or the death) before anyone checks it.
+    local _
+    for _ in $(seq 1 200); do
+        alive "$pid" || break
+        tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker" && break
+        sleep 0.05
+    done
 }
 
 port_free() {   # port -> 0 if nothing listens on 127.0.0.1:port
@@ -228,6 +240,12 @@ if [ "$ACTION" = stop ]; then
     rm -f "$RUN/params"
     failed=0
     for s in $ALL; do pid_alive "$s" && { log "could not stop $s"; failed=1; }; done
+    # A start right after this stop (a fault test's halt/resume) must find every port free: wait
+    # until nothing listens on them any more.
+    for p in "$PORT" "$OBJ_PORT" "$CONT_PORT" "$ACCT_PORT" "$MC_PORT"; do
+        for _ in $(seq 1 100); do port_free "$p" && break; sleep 0.1; done
+        port_free "$p" || { log "127.0.0.1:$p is still in use after stop"; failed=1; }
+    done
     exit $failed
 fi
 install_packages
@@ -290,11 +308,22 @@ finally:
     os.close(fd); os.unlink(p)
 EOF
 }
+ram_dir=/dev/shm/s3real-$(printf %s "$DATA_DIR" | md5sum | cut -c1-12)
+if [ ! -e "$SRV/d1" ] && [ "${S3_RAM:-0}" = 1 ]; then
+    mkdir -p "$ram_dir/d1"
+    if xattr_ok "$ram_dir/d1"; then
+        log "storing objects in $ram_dir/d1 (RAM, S3_RAM=1)"
+        ln -s "$ram_dir/d1" "$SRV/d1"
+    else
+        rm -rf "$ram_dir"
+        log "S3_RAM=1 but /dev/shm has no user xattr support: storing objects in $SRV"
+    fi
+fi
 if [ ! -e "$SRV/d1" ]; then
     if xattr_ok "$SRV"; then
         mkdir -p "$SRV/d1"
     else
-        alt=/dev/shm/s3real-$(printf %s "$DATA_DIR" | md5sum | cut -c1-12)
+        alt=$ram_dir
         mkdir -p "$alt/d1"
         xattr_ok "$alt/d1" || die "no filesystem with user xattrs found (tried $SRV and $alt); use a DATA_DIR on ext4/xfs"
         log "WARNING: $SRV has no user xattr support; storing objects in $alt/d1 (RAM)"

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,6 +85,8 @@ async function launch(compat: boolean): Promise<S3TestServer> {
     S3_COMPAT: compat ? '1' : '0',
     S3_PROXY_WORKERS: '1',
     S3_OBJECT_WORKERS: '1',
+    // Objects (and Swift's sqlite DBs) on tmpfs: no fsync per object on a busy CI disk. S3_RAM=0 opts out.
+    S3_RAM: process.env['S3_RAM'] ?? '1',
   };
   const t0 = performance.now();
   const stdout = await run([dataDir, String(port), 'start'], env);
@@ -94,16 +96,25 @@ async function launch(compat: boolean): Promise<S3TestServer> {
   if (!fields['S3_ENDPOINT']) throw new Error(`s3-server.sh printed no endpoint: ${stdout}`);
   let stopped: Promise<void> | undefined;
   const stop = () => {
-    stopped ??= run([dataDir, String(port), 'stop'], env).then(() =>
-      rmSync(dataDir, { recursive: true, force: true }),
-    );
+    stopped ??= run([dataDir, String(port), 'stop'], env).then(() => {
+      // srv/d1 may be a link to the objects in /dev/shm (S3_RAM=1 or a DATA_DIR without user xattrs).
+      let device: string | undefined;
+      try {
+        device = realpathSync(path.join(dataDir, 'srv', 'd1'));
+      } catch {
+        device = undefined;
+      }
+      if (device?.startsWith('/dev/shm/s3real-')) rmSync(path.dirname(device), { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
+    });
     return stopped;
   };
   const halt = async () => {
     await run([dataDir, String(port), 'stop'], env);
   };
   const resume = async () => {
-    await run([dataDir, String(port), 'start'], env);
+    // A loaded machine may take long to bring five Python servers up again: more than the default 90 s.
+    await run([dataDir, String(port), 'start'], { ...env, S3_READY_TIMEOUT: '180' });
   };
   return {
     endpoint: fields['S3_ENDPOINT'],
