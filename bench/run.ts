@@ -80,6 +80,8 @@ const USAGE = `usage: npm run bench -- [options]
                      out-of-order read and moves ~3 MB/s here, so full sizes would take many minutes)
   --many-servers L   servers of the concurrent-upload run (default openssh,gw-s3,sdk)
   --gateway-config J JSON merged over the gateway's config (e.g. '{"memoryBudgetMiB":64}') for experiments
+  --keep-files       keep the transferred files (by default they are deleted at the end; the listing
+                     folders are always kept)
   --keep-s3          leave the S3 server running at the end (another bench run may be using it)
   --profile          node --cpu-prof on every gateway process, summaries under bench/work/profiles/
   --out DIR          results folder (default bench/results)
@@ -108,6 +110,7 @@ const { values: opt } = parseArgs({
     'many-servers': { type: 'string', default: 'openssh,gw-s3,sdk' },
     profile: { type: 'boolean', default: false },
     'keep-s3': { type: 'boolean', default: false },
+    'keep-files': { type: 'boolean', default: false },
     'gateway-config': { type: 'string', default: '{}' },
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
     help: { type: 'boolean', default: false },
@@ -423,6 +426,12 @@ async function main(): Promise<void> {
         for (const g of gws) await g.stop();
       }
     }
+    if (!opt['keep-files']) {
+      // Several GiB per run otherwise (the 64-upload run alone is 4 GiB per server).
+      for (const dir of ['openssh-root/w', 'local-data/bench/home/w'])
+        await rm(path.join(WORK, dir), { recursive: true, force: true });
+      if (sdk) for (const p of ['bench/w-gw/', 'bench/w-rclone/', 'bench/w-sdk/']) await sdk.deleteAll(p);
+    }
   } finally {
     for (const stop of stops.reverse())
       await stop().catch((e) => log(`stop: ${(e as Error).message}`));
@@ -450,8 +459,10 @@ async function runWorkload(
   f: Files,
 ) {
   for (const s of targets) {
-    const root = s.root;
-    await sftp(s, cipher, `-mkdir ${root}\n`);
+    // One folder per cipher: no object is overwritten within a run (on Swift an overwritten multipart
+    // object leaves its old segments behind).
+    const root = `${s.root}/${cipher.split(/[-@]/)[0]}`;
+    await sftp(s, cipher, `-mkdir ${s.root}\n-mkdir ${root}\n`);
     const dl = path.join(DL, s.id);
     await mkdir(dl, { recursive: true });
     switch (w) {

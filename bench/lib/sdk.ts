@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   GetObjectCommand,
   HeadObjectCommand,
+  DeleteObjectsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -149,6 +150,20 @@ export class Sdk {
     await Promise.all(Array.from({ length: parallel }, worker));
     await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: doneMarker, Body: '' }));
     return true;
+  }
+
+  /** Deletes every key under `prefix` (no delimiter), 1,000 per request; returns how many. */
+  async deleteAll(prefix: string): Promise<number> {
+    let n = 0;
+    for (;;) {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: 1000 }),
+      );
+      const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+      if (keys.length === 0) return n;
+      await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } }));
+      n += keys.length;
+    }
   }
 
   destroy(): void {
