@@ -7,6 +7,13 @@ import type { Logger } from '../observability/logger.js';
 import type { UserFileSystem } from '../vfs/types.js';
 import { isTrustedProxy, readProxyHeader } from './proxy-protocol.js';
 import { type SftpEvent, type SftpSession, startSftpSession } from './sftp/session.js';
+import { WriteBacklog } from './sftp/write-backlog.js';
+
+/**
+ * Upload data accepted from clients and not yet taken by the store, across all sessions. Sized like a
+ * few sessions' worth (OpenSSH keeps 16 MiB in flight), far below what 64 sessions could hold each.
+ */
+const WRITE_BACKLOG_LIMIT = 64 * 1024 * 1024;
 
 const { Server } = ssh2;
 
@@ -79,6 +86,7 @@ export class SshGateway {
   private readonly ssh: InstanceType<typeof Server>;
   private readonly tcp: net.Server;
   private readonly sessions = new Set<SftpSession>();
+  private readonly writeBacklog = new WriteBacklog(WRITE_BACKLOG_LIMIT);
   private readonly clients = new Set<ssh2.Connection>();
   private accepting = true;
   /**
@@ -438,6 +446,7 @@ export class SshGateway {
       // OpenSSH's sftp-server exits 0 when the client is done; scp reports failure without an exit status.
       beforeEnd: () => channel.exit(0),
       onReply: this.options.hooks?.sftpReply,
+      writeBacklog: this.writeBacklog,
     });
     this.sessions.add(sftp);
     await sftp.closed;

@@ -153,12 +153,14 @@ export class ObjectFileSystem implements UserFileSystem {
     this.check('write', located);
     const { bucket, key } = located.location;
     if (key === '') throw isADirectory(located.path);
-    const [existing, parent] = await Promise.all([
+    // One parallel round trip: the object, whether a directory of that name exists, and the parent.
+    const [existing, directoryBelow, parent] = await Promise.all([
       this.store.head(bucket, key),
+      located.fileOnly ? Promise.resolve(false) : this.hasKeysBelow(located.location),
       located.fileOnly ? Promise.resolve<FileStat | undefined>(dirStat(EPOCH)) : this.parentStat(located),
     ]);
     if (!existing) {
-      if (await this.isDirectory(located)) throw isADirectory(located.path);
+      if (directoryBelow) throw isADirectory(located.path);
       if (!flags.create) throw notFound(located.path);
       if (parent?.type !== 'directory') throw notFound(parentOf(located.path));
     } else if (flags.exclusive && flags.create) {
@@ -175,10 +177,7 @@ export class ObjectFileSystem implements UserFileSystem {
       reorderWindowBytes: this.options.reorderWindowBytes ?? 8 * 1024 * 1024,
       spoolDir: this.options.spoolDir,
       spoolMaxBytes: this.options.spoolMaxBytes,
-      onEnd: (result) => {
-        this.dirCache.clear();
-        this.options.onWriteEnd?.(located.path, result);
-      },
+      onEnd: (result) => this.options.onWriteEnd?.(located.path, result),
     });
   }
 
@@ -221,6 +220,8 @@ export class ObjectFileSystem implements UserFileSystem {
       throw notFound(located.path);
     }
     await this.store.delete(bucket, [key]);
+    // On S3 a directory without a marker vanishes with its last key.
+    this.dirCache.clear();
   }
 
   async rename(from: string, to: string, overwrite: boolean): Promise<void> {
@@ -405,6 +406,15 @@ export class ObjectFileSystem implements UserFileSystem {
     }
     if (below.prefixes.length > 0) return dirStat(EPOCH);
     throw notFound(located.path);
+  }
+
+  /** True when any key lies below `key/` (its marker included): a directory of that name exists. */
+  private async hasKeysBelow(location: StoreLocation): Promise<boolean> {
+    const page = await this.store.list(location.bucket, { prefix: `${location.key}/`, maxKeys: 1 }).catch((e) => {
+      if (isGatewayError(e, 'NotFound')) return { objects: [], prefixes: [] } as ListPage;
+      throw e;
+    });
+    return page.objects.length > 0 || page.prefixes.length > 0;
   }
 
   private async isDirectory(located: Located): Promise<boolean> {

@@ -15,6 +15,7 @@ import type { UserFileSystem } from '../../vfs/types.js';
 import { PacketCursor, PacketReader, SftpProtocolError } from './codec.js';
 import { PacketType, packetTypeName, SERVER_EXTENSIONS, statusName } from './constants.js';
 import type { SftpEvent } from './events.js';
+import type { WriteBacklog } from './write-backlog.js';
 import { handlers, type Request, releaseEntry, type SessionContext, unsupportedRequest } from './handlers.js';
 import { type HandleEntry, HandleTable } from './handles.js';
 import { ReplyQueue } from './outbound.js';
@@ -31,6 +32,8 @@ export interface SftpSessionOptions {
   maxPendingWriteBytes?: number;
   /** Called just before the channel is ended, e.g. to send the exit status OpenSSH's scp waits for. */
   beforeEnd?: () => void;
+  /** Process-wide count of accepted upload data; above its limit every session stops reading. */
+  writeBacklog?: WriteBacklog;
   /** Called for every reply: the request type (OPEN, READ, ...) and the reply (OK, DATA, EOF, ...). */
   onReply?: (type: string, status: string) => void;
   /** Audit hook; must not throw (a throwing hook is logged and ignored). */
@@ -71,6 +74,8 @@ class Session implements SftpSession, SessionContext {
   private readonly onActivity: (() => void) | undefined;
   private readonly beforeEnd: (() => void) | undefined;
   private readonly onReply: ((type: string, status: string) => void) | undefined;
+  private readonly backlog: WriteBacklog | undefined;
+  private readonly unsubscribeBacklog: () => void;
   private resolveClosed!: () => void;
   private initialized = false;
   private closing = false;
@@ -91,6 +96,8 @@ class Session implements SftpSession, SessionContext {
     this.onActivity = options.onActivity;
     this.beforeEnd = options.beforeEnd;
     this.onReply = options.onReply;
+    this.backlog = options.writeBacklog;
+    this.unsubscribeBacklog = this.backlog?.onBelowLimit(() => this.pump()) ?? (() => undefined);
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -136,8 +143,10 @@ class Session implements SftpSession, SessionContext {
 
   trackWrite(bytes: number, promise: Promise<void>): void {
     this.pendingWriteBytes += bytes;
+    this.backlog?.add(bytes);
     const settled = () => {
       this.pendingWriteBytes -= bytes;
+      this.backlog?.release(bytes);
       this.pump();
     };
     promise.then(settled, settled);
@@ -160,6 +169,7 @@ class Session implements SftpSession, SessionContext {
   private mustPause(): boolean {
     return (
       this.pendingWriteBytes > this.maxPendingWriteBytes ||
+      this.backlog?.over === true ||
       this.replies.queuedBytes + this.reservedReplyBytes > MAX_REPLY_BYTES ||
       this.inFlight >= MAX_IN_FLIGHT
     );
@@ -277,6 +287,7 @@ class Session implements SftpSession, SessionContext {
 
   private async shutdown(reason: string): Promise<void> {
     this.channel.off('data', this.onData);
+    this.unsubscribeBacklog();
     this.replies.close();
     const open = this.handles.removeAll();
     if (open.length > 0)

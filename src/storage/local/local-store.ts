@@ -23,6 +23,10 @@ export interface LocalStoreOptions {
 }
 
 const TEMP_NAME = '.sftp-gateway-tmp';
+/** Files stat'ed at once while listing. */
+const STAT_BATCH = 64;
+
+type WalkEntry = { kind: 'object'; key: string; info: ObjectInfo } | { kind: 'prefix'; key: string };
 /** Temp files older than this at start are leftovers of a crash. */
 const STALE_TEMP_MS = 24 * 3600 * 1000;
 
@@ -76,7 +80,7 @@ export class LocalStore implements ObjectStore {
     const page: ListPage = { objects: [], prefixes: [] };
     let count = 0;
     let last: string | undefined;
-    for await (const entry of this.walk(bucket, options.prefix, options.delimiter === '/')) {
+    for await (const entry of this.walk(bucket, options.prefix, options.delimiter === '/', after)) {
       if (after !== undefined && compareKeys(entry.key, after) <= 0) continue;
       if (count === max) {
         page.nextToken = last;
@@ -92,29 +96,36 @@ export class LocalStore implements ObjectStore {
 
   /**
    * Yields the keys under `prefix` in segment-wise order (a folder's marker before its contents), which is
-   * the order continuation tokens compare in. With `fold`, sub-folders come back as prefixes.
+   * the order continuation tokens compare in, starting after `after`. With `fold`, sub-folders come back
+   * as prefixes.
    */
   private async* walk(
     bucket: string,
     prefix: string,
     fold: boolean,
-  ): AsyncGenerator<{ kind: 'object'; key: string; info: ObjectInfo } | { kind: 'prefix'; key: string }> {
+    after: string | undefined,
+  ): AsyncGenerator<WalkEntry> {
     const slash = prefix.lastIndexOf('/');
     const dirKey = prefix.slice(0, slash + 1);
     const namePrefix = prefix.slice(slash + 1);
-    if (dirKey !== '' && namePrefix === '') {
+    if (dirKey !== '' && namePrefix === '' && (after === undefined || compareKeys(dirKey, after) > 0)) {
       const marker = await this.head(bucket, dirKey);
       if (marker) yield { kind: 'object', key: dirKey, info: marker };
     }
-    yield* this.walkDir(bucket, dirKey, namePrefix, fold);
+    yield* this.walkDir(bucket, dirKey, namePrefix, fold, after);
   }
 
+  /**
+   * Entries before the continuation token are skipped before anything is stat'ed (a page must not cost a
+   * stat of every earlier entry), and files are stat'ed in parallel batches.
+   */
   private async* walkDir(
     bucket: string,
     dirKey: string,
     namePrefix: string,
     fold: boolean,
-  ): AsyncGenerator<{ kind: 'object'; key: string; info: ObjectInfo } | { kind: 'prefix'; key: string }> {
+    after: string | undefined,
+  ): AsyncGenerator<WalkEntry> {
     let entries: Dirent[];
     try {
       entries = await fs.readdir(this.filePath(bucket, dirKey), { withFileTypes: true });
@@ -126,19 +137,35 @@ export class LocalStore implements ObjectStore {
     const names = entries
       .filter((d) => d.name.startsWith(namePrefix) && !(dirKey === '' && d.name === TEMP_NAME))
       .sort((a, b) => compareKeys(a.name, b.name));
-    for (const d of names) {
+    const isAfter = (key: string) => after === undefined || compareKeys(key, after) > 0;
+    for (let i = 0; i < names.length;) {
+      const d = names[i]!;
       const key = dirKey + d.name;
       if (d.isDirectory()) {
+        i++;
         if (fold) {
-          yield { kind: 'prefix', key: `${key}/` };
-        } else {
+          if (isAfter(`${key}/`)) yield { kind: 'prefix', key: `${key}/` };
+          continue;
+        }
+        const tokenInside = after?.startsWith(`${key}/`) ?? false;
+        // The token lies beyond this whole subtree: nothing in it comes after the token.
+        if (!tokenInside && !isAfter(`${key}/`)) continue;
+        if (isAfter(`${key}/`)) {
           const marker = await this.head(bucket, `${key}/`);
           if (marker) yield { kind: 'object', key: `${key}/`, info: marker };
-          yield* this.walkDir(bucket, `${key}/`, '', false);
         }
-      } else if (d.isFile()) {
-        const st = await fs.stat(this.filePath(bucket, key)).catch(() => undefined);
-        if (st?.isFile()) yield { kind: 'object', key, info: infoOf(key, st) };
+        yield* this.walkDir(bucket, `${key}/`, '', false, tokenInside ? after : undefined);
+        continue;
+      }
+      const batch: string[] = [];
+      for (; i < names.length && !names[i]!.isDirectory() && batch.length < STAT_BATCH; i++) {
+        const fileKey = dirKey + names[i]!.name;
+        if (names[i]!.isFile() && isAfter(fileKey)) batch.push(fileKey);
+      }
+      const stats = await Promise.all(batch.map((k) => fs.stat(this.filePath(bucket, k)).catch(() => undefined)));
+      for (let j = 0; j < batch.length; j++) {
+        const st = stats[j];
+        if (st?.isFile()) yield { kind: 'object', key: batch[j]!, info: infoOf(batch[j]!, st) };
       }
     }
   }
@@ -446,9 +473,24 @@ export function compareKeys(a: string, b: string): number {
   const sa = a.split('/');
   const sb = b.split('/');
   for (let i = 0; i < Math.min(sa.length, sb.length); i++) {
-    if (sa[i] !== sb[i]) return Buffer.compare(Buffer.from(sa[i]!), Buffer.from(sb[i]!));
+    if (sa[i] !== sb[i]) return compareSegments(sa[i]!, sb[i]!);
   }
   return sa.length - sb.length;
+}
+
+/**
+ * S3 orders keys by their UTF-8 bytes. Below the surrogate range, UTF-16 code units sort the same way, so
+ * only names with characters from U+D800 up need the (allocating) byte comparison.
+ */
+function compareSegments(a: string, b: string): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const ca = a.charCodeAt(i);
+    const cb = b.charCodeAt(i);
+    if (ca === cb) continue;
+    if (ca >= 0xd800 || cb >= 0xd800) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+    return ca - cb;
+  }
+  return a.length - b.length;
 }
 
 async function mkdirp(dir: string, bucket: string, key: string): Promise<void> {

@@ -96,7 +96,9 @@ export function resolveS3StoreConfig(c: S3StoreConfig): ResolvedS3StoreConfig {
     checkTimeout: c.checkTimeout ?? 5000,
     compatibility,
     checksums: c.checksums ?? aws,
-    checksumAlgorithm: c.checksumAlgorithm ?? 'CRC32C',
+    // CRC32: Node's zlib computes it natively; the SDK's CRC32C is JavaScript and took a third of the
+    // gateway's CPU in a 512 MiB upload (bench/results/2026-11-23-analysis.md, C1).
+    checksumAlgorithm: c.checksumAlgorithm ?? 'CRC32',
     conditionalWrites: c.conditionalWrites ?? (aws ? 'full' : 'none'),
     deleteMode: c.deleteMode ?? (aws ? 'batch' : 'batch-md5'),
   };
