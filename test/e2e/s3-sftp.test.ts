@@ -5,7 +5,6 @@
  * at the bucket directly, and Swift's proxy access log shows which S3 requests were really sent.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,11 +17,11 @@ import { makeFile, run, sha256File, tempDir } from '../support/gateway.js';
 import {
   clearAwsEnv,
   type S3TestServer,
-  startDedicatedS3,
   startS3,
 } from '../support/s3.js';
 import {
   journalMarksFor,
+  killGroup,
   listKeys,
   MiB,
   multipartUploads,
@@ -31,44 +30,12 @@ import {
   proxyLogCount,
   type S3Gateway,
   sdkClient,
+  spawnSftp,
   startS3Gateway,
   waitFor,
 } from '../support/s3-e2e.js';
 
 clearAwsEnv();
-
-/** Starts `sftp -b -` in its own process group (so that SIGKILL reaches its ssh child too). */
-function spawnSftp(g: S3Gateway, extraArgs: string[], commands: string) {
-  const child = spawn(
-    'sftp',
-    [...g.sshArgs(), ...extraArgs, '-b', '-', 'alice@127.0.0.1'],
-    {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-    },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  child.stdin.end(commands);
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  );
-  return { child, exited, output: () => ({ stdout, stderr }) };
-}
-
-function killGroup(child: ChildProcess): void {
-  try {
-    process.kill(-child.pid!, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
 
 describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () => {
   let s3: S3TestServer;
@@ -139,7 +106,10 @@ describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () =>
     });
   }
 
-  test('a 300 MiB file round-trips with sftp and scp, equal sha256', async (t) => {
+  // scp (OpenSSH >= 9 speaks SFTP underneath) is covered on S3 by the sizes above, across the 8 MiB
+  // multipart boundary, and with up to 200 MiB in openssh.test.ts: a second 300 MiB round trip would
+  // only repeat this one.
+  test('a 300 MiB file round-trips with sftp, equal sha256', async (t) => {
     const size = 300 * MiB;
     const src = path.join(work, 'big');
     await makeFile(src, size);
@@ -154,21 +124,9 @@ describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () =>
     const getMs = performance.now() - t0;
     assert.equal(await sha256File(`${src}.back`), expected);
     assert.equal(await objectSha256(client, bucket(), k('big')), expected);
-
-    t0 = performance.now();
-    const up = await g.scp(src, 'alice@127.0.0.1:big-scp');
-    const scpUpMs = performance.now() - t0;
-    assert.equal(up.code, 0, up.stderr);
-    t0 = performance.now();
-    const down = await g.scp('alice@127.0.0.1:big-scp', `${src}.scp`);
-    const scpDownMs = performance.now() - t0;
-    assert.equal(down.code, 0, down.stderr);
-    assert.equal(await sha256File(`${src}.scp`), expected);
-    t.diagnostic(
-      `300 MiB: sftp put ${rate(putMs)}, sftp get ${rate(getMs)}, scp up ${rate(scpUpMs)}, scp down ${rate(scpDownMs)}`,
-    );
-    await run('rm', ['-f', src, `${src}.back`, `${src}.scp`]);
-    await ok('rm big\nrm big-scp\n');
+    t.diagnostic(`300 MiB: sftp put ${rate(putMs)}, sftp get ${rate(getMs)}`);
+    await run('rm', ['-f', src, `${src}.back`]);
+    await ok('rm big\n');
   });
 
   test('directories on objects: markers, prefix-only directories, STAT, rmdir', async () => {
@@ -283,45 +241,6 @@ describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () =>
     } finally {
       await g2.gw.stop();
     }
-  });
-
-  test('a directory of 10,000 entries lists completely with ls -1', async (t) => {
-    const n = 10_000;
-    const names = Array.from(
-      { length: n },
-      (_, i) => `f${String(i).padStart(5, '0')}`,
-    );
-    // Without flexible checksums: empty objects, and the fewer bytes Swift must check, the sooner.
-    const bulk = sdkClient(s3, { compat: false });
-    let next = 0;
-    const worker = async () => {
-      while (next < names.length) {
-        const name = names[next++]!;
-        await bulk.send(
-          new PutObjectCommand({
-            Bucket: bucket(),
-            Key: k(`many/${name}`),
-            Body: new Uint8Array(0),
-          }),
-        );
-      }
-    };
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: 32 }, worker));
-    bulk.destroy();
-    t.diagnostic(
-      `created ${n} objects with the SDK in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
-    );
-    const r = await ok('ls -1 many\n');
-    const listed = r.stdout
-      .split('\n')
-      .filter((l) => /^f\d{5}$/.test(l.trim().replace(/^many\//, '')));
-    assert.equal(
-      listed.length,
-      n,
-      `ls -1 listed ${listed.length} of ${n} entries`,
-    );
-    assert.equal(new Set(listed).size, n, 'no entry twice');
   });
 
   test('reput of a 20 MiB file over a 12 MiB prefix: right bytes, via UploadPartCopy', async () => {
@@ -518,100 +437,6 @@ describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () =>
     } finally {
       await dead.gw.stop();
     }
-  });
-});
-
-describe('stopping the S3 server mid-upload (a Swift of its own)', () => {
-  let s3: S3TestServer;
-  let client: S3Client;
-  let g: S3Gateway;
-  let work: string;
-
-  before(async () => {
-    s3 = await startDedicatedS3({ compat: true });
-    client = sdkClient(s3);
-    g = await startS3Gateway(s3);
-    work = await tempDir('s3-stop');
-  });
-  after(async () => {
-    await g?.gw.stop();
-    client?.destroy();
-    await s3?.stop();
-  });
-
-  test('the client gets an SFTP error; after restart nothing is visible and the janitor clears the upload', async (t) => {
-    const src = path.join(work, 'halted');
-    await makeFile(src, 64 * MiB);
-    const key = `${g.prefix}/halted`;
-    const p = spawnSftp(g, ['-l', '16000'], `put ${src} halted\n`);
-    try {
-      await waitFor(
-        'the multipart upload to start',
-        async () => (await multipartUploads(client, s3.bucket, key)).length > 0,
-        60_000,
-      );
-      await s3.halt();
-    } catch (err) {
-      killGroup(p.child);
-      throw err;
-    }
-    const code = await p.exited;
-    const { stderr } = p.output();
-    assert.notEqual(code, 0, 'sftp reports the failed upload');
-    assert.match(stderr, /Failure|Couldn't write|unavailable|S3/i, stderr);
-    t.diagnostic(
-      `sftp said: ${stderr.trim().split('\n').slice(-2).join(' | ')}`,
-    );
-
-    await s3.resume();
-    assert.equal(
-      await objectSize(client, s3.bucket, key),
-      undefined,
-      'no object is visible',
-    );
-    const left = await multipartUploads(client, s3.bucket, key);
-    const marks = await journalMarksFor(client, s3.bucket, key);
-    t.diagnostic(
-      `after restart: ${left.length} multipart upload(s), ${marks.length} journal mark(s) left`,
-    );
-    // The abort could not reach the stopped store; what is left must carry the gateway's mark so that
-    // its janitor aborts it once it is older than multipartMaxAgeHours. A gateway starting with a tiny
-    // maximum age does that at once.
-    assert.equal(
-      marks.length,
-      left.length,
-      'every upload left behind is marked for the janitor',
-    );
-    if (left.length > 0) {
-      await new Promise((r) => setTimeout(r, 1500));
-      const janitor = await startS3Gateway(s3, {
-        storage: { multipartMaxAgeHours: 0.0002 },
-      });
-      try {
-        await waitFor(
-          'the janitor to abort the upload',
-          async () =>
-            (await multipartUploads(client, s3.bucket, key)).length === 0,
-          30_000,
-        );
-        await waitFor(
-          'the janitor to remove the mark',
-          async () =>
-            (await journalMarksFor(client, s3.bucket, key)).length === 0,
-          30_000,
-        );
-      } finally {
-        await janitor.gw.stop();
-      }
-    }
-    assert.equal(await objectSize(client, s3.bucket, key), undefined);
-    // The gateway is still usable after the store came back.
-    const r = await g.sftp(`put ${src} after\n`);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(
-      await objectSha256(client, s3.bucket, `${g.prefix}/after`),
-      await sha256File(src),
-    );
   });
 });
 

@@ -3,6 +3,7 @@
  * gateway whose users live in the test bucket, an SDK client to look behind the gateway's back, and
  * the Swift proxy's access log as the record of which S3 requests were really sent.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -230,5 +231,38 @@ export async function waitFor<T>(
     if (v !== undefined && v !== false) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Starts `sftp -b -` in its own process group (so that SIGKILL reaches its ssh child too). */
+export function spawnSftp(g: S3Gateway, extraArgs: string[], commands: string) {
+  const child = spawn(
+    'sftp',
+    [...g.sshArgs(), ...extraArgs, '-b', '-', 'alice@127.0.0.1'],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  child.stdin.end(commands);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+export function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }
