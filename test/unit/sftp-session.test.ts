@@ -7,6 +7,7 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { PacketCursor, PacketReader, PacketWriter } from '../../src/protocol/sftp/codec.js';
 import { OpenPflags, PacketType, StatusCode } from '../../src/protocol/sftp/constants.js';
 import { type SftpEvent, type SftpSession, startSftpSession } from '../../src/protocol/sftp/session.js';
+import { WriteBacklog } from '../../src/protocol/sftp/write-backlog.js';
 import type {
   DirEntry,
   DirHandle,
@@ -245,7 +246,9 @@ class TestClient {
   private wake: (() => void) | undefined;
   private nextId = 100;
 
-  constructor(options: { fs?: FakeFs; maxPendingWriteBytes?: number; consume?: boolean } = {}) {
+  constructor(
+    options: { fs?: FakeFs; maxPendingWriteBytes?: number; consume?: boolean; writeBacklog?: WriteBacklog } = {},
+  ) {
     this.fs = options.fs ?? new FakeFs();
     this.session = startSftpSession(this.channel, {
       fs: this.fs,
@@ -255,6 +258,7 @@ class TestClient {
         : { maxPendingWriteBytes: options.maxPendingWriteBytes }),
       onEvent: (e) => this.events.push(e),
       onActivity: () => this.activity++,
+      writeBacklog: options.writeBacklog,
     });
     if (options.consume !== false) this.consume();
   }
@@ -729,6 +733,40 @@ describe('SFTP session', () => {
     );
     for (const id of ids) assert.equal(status(await c.reply(id)).code, StatusCode.OK);
     await c.session.close('test done');
+  });
+
+  it('a shared write backlog stops the sessions whose writes wait, not the ones whose writes are taken', async () => {
+    const backlog = new WriteBacklog(64 * 1024);
+    const block = Buffer.alloc(16 * 1024, 3);
+    const blockedFs = new FakeFs();
+    blockedFs.autoResolveWrites = false;
+    const blocked = new TestClient({ fs: blockedFs, writeBacklog: backlog });
+    const moving = new TestClient({ writeBacklog: backlog });
+    await blocked.init();
+    await moving.init();
+    const hb = await blocked.open('waits', WRITE_FLAGS);
+    for (let i = 0; i < 40; i++) {
+      blocked.send(PacketType.WRITE, (w) => w.bytes(hb).uint64(i * block.length).bytes(block));
+    }
+    await settle(20);
+    assert.ok(backlog.over, 'the waiting session filled the shared backlog');
+    const waitingWrites = blockedFs.writeHandles[0]!.writes.length;
+
+    // The other session's writes are taken at once: it must not be held up behind the waiting one
+    // (a writer that holds memory while waiting for its own data would otherwise deadlock the gateway).
+    const hm = await moving.open('moves', WRITE_FLAGS);
+    const ids: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      ids.push(moving.send(PacketType.WRITE, (w) => w.bytes(hm).uint64(i * block.length).bytes(block)));
+    }
+    for (const id of ids) assert.equal(status(await moving.reply(id)).code, StatusCode.OK);
+    assert.equal(blockedFs.writeHandles[0]!.writes.length, waitingWrites, 'the waiting session stayed paused');
+
+    for (const w of blockedFs.writeHandles[0]!.writes) w.done.resolve();
+    await settle(20);
+    assert.equal(backlog.over, false);
+    await blocked.session.close('test done');
+    await moving.session.close('test done');
   });
 
   it('stops reading requests while replies wait for a slow reader', async () => {

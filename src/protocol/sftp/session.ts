@@ -52,6 +52,8 @@ export interface SftpSession {
 }
 
 export const DEFAULT_MAX_PENDING_WRITE_BYTES = 16 * 1024 * 1024;
+/** While the shared write backlog is over its limit, a session may still have this much pending. */
+export const BACKLOG_SESSION_ALLOWANCE = 1024 * 1024;
 /** Fits OpenSSH's 64 in-flight reads of 261,120 bytes, so a well-behaved client is never throttled. */
 export const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 /** Far above what clients use (OpenSSH keeps 64 in flight), low enough to bound memory. */
@@ -169,7 +171,10 @@ class Session implements SftpSession, SessionContext {
   private mustPause(): boolean {
     return (
       this.pendingWriteBytes > this.maxPendingWriteBytes ||
-      this.backlog?.over === true ||
+      // Only sessions with data of their own waiting stop for the shared backlog: a session whose writes
+      // are being taken (say, filling a part buffer it has already reserved) must go on, or the writers
+      // holding the memory budget would wait for data held up behind the writers waiting for it.
+      (this.backlog?.over === true && this.pendingWriteBytes > BACKLOG_SESSION_ALLOWANCE) ||
       this.replies.queuedBytes + this.reservedReplyBytes > MAX_REPLY_BYTES ||
       this.inFlight >= MAX_IN_FLIGHT
     );
