@@ -201,7 +201,7 @@ export class S3MultipartWriter implements ObjectWriter {
         }
         // Pages of an unsafe allocation are committed only when touched, so a small file costs little
         // real memory even though a whole part is reserved from the budget.
-        this.#part = Buffer.allocUnsafe(capacity);
+        this.#part = this.#ctx.parts.take(capacity);
         this.#partLen = 0;
       } else if (this.#partLen === this.#part.length) {
         // Flush only when more data arrives, so a file of exactly one part stays a single PutObject.
@@ -296,8 +296,14 @@ export class S3MultipartWriter implements ObjectWriter {
   }
 
   async #flushPart(): Promise<void> {
-    const body = this.#part!.subarray(0, this.#partLen);
-    const release = this.#partRelease!;
+    const buffer = this.#part!;
+    const body = buffer.subarray(0, this.#partLen);
+    const budgetRelease = this.#partRelease!;
+    // Once the part's request has settled nothing refers to its buffer: it goes back to the pool.
+    const release = () => {
+      budgetRelease();
+      this.#ctx.parts.give(buffer);
+    };
     const partNumber = this.#nextPart++;
     this.#part = undefined;
     this.#partLen = 0;

@@ -19,6 +19,7 @@ import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { alreadyExists, GatewayError } from '../../errors.js';
 import { type Logger, silentLogger } from '../../observability/logger.js';
 import { type MemoryBudget, sharedMemoryBudget } from '../memory-budget.js';
+import { partPoolFor } from './part-pool.js';
 import type {
   ListOptions,
   ListPage,
@@ -84,6 +85,7 @@ export class S3Store implements ObjectStore {
       client: this.client,
       config: c,
       budget: deps.budget ?? sharedMemoryBudget(),
+      parts: partPoolFor(deps.budget ?? sharedMemoryBudget()),
       log: deps.logger ?? silentLogger(),
       noteBucket: (b) => this.#buckets.add(b),
     };
