@@ -27,6 +27,7 @@ export {
 } from './evaluate.js';
 export {
   checkOperation,
+  denialOf,
   type OperationDenial,
   type S3Check,
   SFTP_S3_ACTION_TABLE,

@@ -96,17 +96,20 @@ export interface OperationDenial {
 export function checkOperation(engine: AccessChecker, op: SftpOperation): OperationDenial | undefined {
   for (const check of s3ChecksFor(op)) {
     const result: AccessResult = engine.isAllowed(check.action, check.resource, check.context);
-    if (!result.allowed) {
-      return {
-        action: check.action,
-        resource: check.resource,
-        path: check.path,
-        reason: result.reason,
-        message: `${check.action} denied on ${check.path}`,
-      };
-    }
+    if (!result.allowed) return denialOf(check, result);
   }
   return undefined;
+}
+
+/** The denial reported for a failed check: the action and path go into the SFTP message and the log. */
+export function denialOf(check: S3Check, result: AccessResult): OperationDenial {
+  return {
+    action: check.action,
+    resource: check.resource,
+    path: check.path,
+    reason: result.reason,
+    message: `${check.action} denied on ${check.path}`,
+  };
 }
 
 /** For the README: each SFTP operation and the S3 permissions it needs. */

@@ -6,6 +6,7 @@ import { permissionDenied } from '../errors.js';
 import {
   type AccessChecker,
   checkOperation,
+  denialOf,
   type OperationDenial,
   type S3Check,
   type SftpOperation,
@@ -70,13 +71,7 @@ export function decide(
     for (const check of alternatives) {
       const r = engine.isAllowed(check.action, check.resource, check.context);
       if (r.allowed) return undefined;
-      first ??= {
-        action: check.action,
-        resource: check.resource,
-        path: check.path,
-        reason: r.reason,
-        message: `${check.action} denied on ${check.path}`,
-      };
+      first ??= denialOf(check, r);
     }
     return first;
   }
