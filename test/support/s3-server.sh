@@ -222,10 +222,20 @@ EOF
 s3req() { "${SAFE_ENV[@]}" "$PY" "$ETC/s3req.py" 127.0.0.1 "$PORT" "$ACCESS_KEY" "$SECRET" "$@"; }
 
 ensure_bucket() {
-    local st
-    st=$(s3req PUT "/$BUCKET")
+    local st i
+    # Right after a restart the account and container servers can still answer 503 ("Please reduce
+    # your request rate") while they warm up: retry those for up to 30 s; anything else is an error.
+    for i in $(seq 1 60); do
+        st=$(s3req PUT "/$BUCKET")
+        [ "$st" = 503 ] || break
+        sleep 0.5
+    done
     case "$st" in 200|409) ;; *) s3req PUT "/$BUCKET" -v >/dev/null; die "CreateBucket $BUCKET returned HTTP $st";; esac
-    st=$(s3req HEAD "/$BUCKET")
+    for i in $(seq 1 60); do
+        st=$(s3req HEAD "/$BUCKET")
+        [ "$st" = 503 ] || break
+        sleep 0.5
+    done
     [ "$st" = 200 ] || die "HeadBucket $BUCKET returned HTTP $st"
 }
 
