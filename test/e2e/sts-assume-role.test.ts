@@ -189,6 +189,7 @@ describe('roles not defined locally: STS AssumeRole with the scope-down Policy (
     await gw?.stop();
     sts?.closeAllConnections();
     sts?.close();
+    await s3?.stop();
   });
 
   test('login, upload and refusals with credentials from AssumeRole; one AssumeRole per session', async () => {
