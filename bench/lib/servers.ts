@@ -13,18 +13,8 @@ export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const WORK = path.join(ROOT, 'bench', 'work');
 const S3_SCRIPT = path.join(ROOT, 'test', 'support', 's3-server.sh');
 
-export const SSH_OPTS = [
-  '-o',
-  'StrictHostKeyChecking=no',
-  '-o',
-  'UserKnownHostsFile=/dev/null',
-  '-o',
-  'LogLevel=ERROR',
-  '-o',
-  'BatchMode=yes',
-  '-o',
-  'IdentitiesOnly=yes',
-];
+// The same client options the end-to-end tests use.
+export { SSH_OPTS } from '../../test/support/gateway.js';
 
 /** One ed25519 key that logs in everywhere; created once under bench/work/keys. */
 export async function benchKey(): Promise<{ key: string; pub: string }> {

@@ -391,13 +391,7 @@ export class ObjectFileSystem implements UserFileSystem {
       return fileStat(info);
     }
     // One round trip for the common case: the object itself and the first key below it, in parallel.
-    const [info, below] = await Promise.all([
-      this.store.head(bucket, key),
-      this.store.list(bucket, { prefix: `${key}/`, maxKeys: 1 }).catch((e) => {
-        if (isGatewayError(e, 'NotFound')) return { objects: [], prefixes: [] } as ListPage;
-        throw e;
-      }),
-    ]);
+    const [info, below] = await Promise.all([this.store.head(bucket, key), this.firstBelow(located.location)]);
     if (info) return fileStat(info);
     const first = below.objects[0];
     if (first) {
@@ -410,11 +404,16 @@ export class ObjectFileSystem implements UserFileSystem {
 
   /** True when any key lies below `key/` (its marker included): a directory of that name exists. */
   private async hasKeysBelow(location: StoreLocation): Promise<boolean> {
-    const page = await this.store.list(location.bucket, { prefix: `${location.key}/`, maxKeys: 1 }).catch((e) => {
-      if (isGatewayError(e, 'NotFound')) return { objects: [], prefixes: [] } as ListPage;
+    const page = await this.firstBelow(location);
+    return page.objects.length > 0 || page.prefixes.length > 0;
+  }
+
+  /** The first key below `key/` (its marker sorts first); a missing bucket lists as empty. */
+  private firstBelow(location: StoreLocation): Promise<ListPage> {
+    return this.store.list(location.bucket, { prefix: `${location.key}/`, maxKeys: 1 }).catch((e) => {
+      if (isGatewayError(e, 'NotFound')) return { objects: [], prefixes: [] };
       throw e;
     });
-    return page.objects.length > 0 || page.prefixes.length > 0;
   }
 
   private async isDirectory(located: Located): Promise<boolean> {

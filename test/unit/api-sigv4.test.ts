@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { NodeSha256 } from '../support/transfer-api.js';
 import {
   canonicalRequest,
   computeSignature,
@@ -257,30 +257,6 @@ describe('SigV4 verification: AWS test suite vectors', () => {
     );
   });
 });
-
-function toBytes(
-  d: string | ArrayBuffer | ArrayBufferView,
-): string | Uint8Array {
-  if (typeof d === 'string') return d;
-  if (d instanceof ArrayBuffer) return new Uint8Array(d);
-  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-}
-
-class NodeSha256 {
-  private readonly h: Hash | Hmac;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.h =
-      secret === undefined
-        ? createHash('sha256')
-        : createHmac('sha256', toBytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.h.update(toBytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.h.digest());
-  }
-}
 
 describe('SigV4 verification: requests signed by @smithy/signature-v4', () => {
   const credentials = {
