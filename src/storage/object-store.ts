@@ -46,6 +46,11 @@ export interface ObjectReader {
    * or past the end. Fails with PreconditionFailed if the object changed since it was opened.
    */
   read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Optional: reads into the caller's buffer (as many bytes as fit, fewer only at the end; the count, 0 at
+   * or past the end), so a download can read straight into its reply packet.
+   */
+  readInto?(offset: number, target: Buffer): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -39,6 +39,8 @@ export interface ReadHandle {
   readonly path: string;
   /** Up to `length` bytes at `offset`; an empty buffer means end of file. */
   read(offset: number, length: number): Promise<Buffer>;
+  /** When the store can: fills `target` from `offset` without a buffer of its own; bytes read, 0 at end. */
+  readInto?(offset: number, target: Buffer): Promise<number>;
   stat(): Promise<FileStat>;
   close(): Promise<void>;
 }

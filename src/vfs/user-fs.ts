@@ -144,6 +144,7 @@ export class ObjectFileSystem implements UserFileSystem {
       kind: 'read',
       path: located.path,
       read: (offset, length) => reader.read(offset, length),
+      ...(reader.readInto && { readInto: reader.readInto.bind(reader) }),
       stat: async () => fileStat(opened),
       close: () => reader.close(),
     };

@@ -2,7 +2,10 @@
  * SFTP wire format: uint32-length-prefixed packets, incremental framing of a byte stream, field decoding
  * of one packet and encoding of replies. Nothing here knows about sessions or the filesystem.
  */
+import { bufferPool } from './buffer-pool.js';
 import { AttrFlags, MAX_INCOMING_PACKET_LENGTH } from './constants.js';
+
+const POOL_MIN_BYTES = 16 * 1024;
 
 /** A packet that cannot be framed or decoded. The session ends: the stream can no longer be trusted. */
 export class SftpProtocolError extends Error {
@@ -71,7 +74,9 @@ export class PacketReader {
       this.advance(n === available ? undefined : this.headOffset + n);
       return out;
     }
-    const out = Buffer.allocUnsafe(n);
+    // A WRITE's data nearly always straddles two SSH packets; its joined copy comes from the pool and goes
+    // back once the write settled (see buffer-pool.ts). Small packets are not worth pooling.
+    const out = n >= POOL_MIN_BYTES ? bufferPool.take(n) : Buffer.allocUnsafe(n);
     let filled = 0;
     while (filled < n) {
       const chunk = this.chunks[this.head]!;

@@ -6,7 +6,7 @@
  */
 import { GatewayError, unsupported } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
-import type { UserFileSystem } from '../../vfs/types.js';
+import type { ReadHandle, UserFileSystem } from '../../vfs/types.js';
 import { attrsToSetAttributes, fileStatToAttrs, pflagsToOpenFlags } from './attrs.js';
 import type { PacketCursor } from './codec.js';
 import {
@@ -29,8 +29,11 @@ import {
   whenIdle,
 } from './handles.js';
 import { formatLongname } from './longname.js';
+import { bufferPool } from './buffer-pool.js';
 import {
   attrsPacket,
+  DATA_HEADER_BYTES,
+  dataHeader,
   dataPacket,
   extendedReplyPacket,
   handlePacket,
@@ -226,11 +229,11 @@ const read: Handler = (ctx, req, r) => {
     sent = resolve;
   });
   req.order = { previous, sent };
-  return track(entry, entry.handle.read(offset, length)).then(
-    (data) => {
-      if (data.length === 0) return eof(req.id);
-      entry.bytesOut += data.length;
-      return dataPacket(req.id, data);
+  return track(entry, readReply(entry.handle, req.id, offset, length)).then(
+    (reply) => {
+      if (reply === undefined) return eof(req.id);
+      entry.bytesOut += reply.length - DATA_HEADER_BYTES;
+      return reply;
     },
     (err: unknown) => {
       ctx.emit({ type: 'ERROR', operation: 'READ', path: entry.path, message: toStatus(err).message });
@@ -238,6 +241,28 @@ const read: Handler = (ctx, req, r) => {
     },
   );
 };
+
+/** The DATA reply for a READ, or undefined at end of file. */
+async function readReply(handle: ReadHandle, id: number, offset: number, length: number): Promise<Buffer | undefined> {
+  if (handle.readInto === undefined) {
+    const data = await handle.read(offset, length);
+    return data.length === 0 ? undefined : dataPacket(id, data);
+  }
+  // The store reads straight into the reply, behind its header; the buffer returns to the pool once sent.
+  const buf = bufferPool.take(DATA_HEADER_BYTES + length);
+  let count: number;
+  try {
+    count = await handle.readInto(offset, buf.subarray(DATA_HEADER_BYTES));
+  } catch (err) {
+    bufferPool.release(buf);
+    throw err;
+  }
+  if (count === 0) {
+    bufferPool.release(buf);
+    return undefined;
+  }
+  return dataHeader(buf, id, count);
+}
 
 const write: Handler = (ctx, req, r) => {
   const handle = r.bytes();
@@ -248,6 +273,9 @@ const write: Handler = (ctx, req, r) => {
   // Issued now, before any await, so the vfs sees writes in arrival order.
   const pending = issueWrite(entry, offset, data);
   ctx.trackWrite(data.length, pending);
+  // The vfs does not keep `data` past the write (it copies what it holds longer): the packet is free.
+  const release = () => bufferPool.release(data);
+  pending.then(release, release);
   return track(entry, pending).then(
     () => {
       entry.bytesIn += data.length;

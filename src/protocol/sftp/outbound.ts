@@ -4,6 +4,7 @@
  * stop reading requests, so slow downloads cannot grow this queue without bound.
  */
 import type { Writable } from 'node:stream';
+import { bufferPool } from './buffer-pool.js';
 
 export class ReplyQueue {
   private readonly queue: Buffer[] = [];
@@ -37,7 +38,9 @@ export class ReplyQueue {
 
   private writeOrWait(packet: Buffer): void {
     if (!this.channel.writable) return;
-    if (!this.channel.write(packet)) {
+    // Without an error the callback runs once ssh2 has copied the packet into SSH packets: a pooled reply
+    // is free again. After an error ssh2 may still hold it, so it is left to the garbage collector.
+    if (!this.channel.write(packet, (err) => err || bufferPool.release(packet))) {
       this.waitingForDrain = true;
       this.channel.once('drain', this.flush);
     }

@@ -32,6 +32,18 @@ export function dataPacket(id: number, data: Buffer): Buffer {
   return new PacketWriter(PacketType.DATA, 16 + data.length).uint32(id).bytes(data).finish();
 }
 
+/** Length, type, request id and data length: what precedes the bytes of a DATA reply. */
+export const DATA_HEADER_BYTES = 13;
+
+/** Writes the header of a DATA reply whose `count` data bytes already sit after it; the reply. */
+export function dataHeader(buf: Buffer, id: number, count: number): Buffer {
+  buf.writeUInt32BE(DATA_HEADER_BYTES - 4 + count, 0);
+  buf[4] = PacketType.DATA;
+  buf.writeUInt32BE(id >>> 0, 5);
+  buf.writeUInt32BE(count, 9);
+  return buf.subarray(0, DATA_HEADER_BYTES + count);
+}
+
 export function namePacket(id: number, entries: readonly NameEntry[]): Buffer {
   const w = new PacketWriter(PacketType.NAME, 16 + entries.length * 128).uint32(id).uint32(entries.length);
   for (const e of entries) w.string(e.filename).string(e.longname).attrs(e.attrs);

@@ -182,18 +182,28 @@ export class LocalStore implements ObjectStore {
       throw new GatewayError('PreconditionFailed', `${bucket}/${key} changed since it was opened`);
     }
     // The descriptor keeps reading the version it opened even if a new upload is renamed over it.
+    const readInto = async (offset: number, target: Buffer): Promise<number> => {
+      const length = Math.min(target.length, st.size - offset);
+      let filled = 0;
+      try {
+        while (filled < length) {
+          const { bytesRead } = await handle.read(target, filled, length - filled, offset + filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+      } catch (e) {
+        throw storeError('read', e);
+      }
+      return filled;
+    };
     return {
       read: async (offset, length) => {
         if (offset >= st.size) return Buffer.alloc(0);
         const buf = Buffer.allocUnsafe(Math.min(length, st.size - offset));
-        let filled = 0;
-        while (filled < buf.length) {
-          const { bytesRead } = await handle.read(buf, filled, buf.length - filled, offset + filled);
-          if (bytesRead === 0) break;
-          filled += bytesRead;
-        }
+        const filled = await readInto(offset, buf);
         return filled === buf.length ? buf : buf.subarray(0, filled);
       },
+      readInto,
       close: () => handle.close(),
     };
   }
