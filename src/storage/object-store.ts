@@ -54,6 +54,12 @@ export interface ObjectReader {
   close(): Promise<void>;
 }
 
+/** An object opened for reading: what it was when opened, and a reader pinned to that version. */
+export interface OpenedObject {
+  info: ObjectInfo;
+  reader: ObjectReader;
+}
+
 export interface WriterOptions {
   /**
    * Start the new object with bytes [0, length) of this existing object, copied inside the store
@@ -101,6 +107,11 @@ export interface ObjectStore {
   list(bucket: string, options: ListOptions): Promise<ListPage>;
   /** Opens a reader pinned to `info` (from head); the store picks read-ahead or exact ranges. */
   openReader(bucket: string, key: string, info: ObjectInfo): Promise<ObjectReader>;
+  /**
+   * `head` and `openReader` in one: undefined when the object does not exist. S3 does it with a single
+   * ranged GET of the first chunk (its response carries size, ETag and date), not HEAD + GET.
+   */
+  openObject(bucket: string, key: string): Promise<OpenedObject | undefined>;
   /** A byte range [start, end) as a stream (end omitted: to the end). The caller consumes or destroys it. */
   getStream(
     bucket: string,

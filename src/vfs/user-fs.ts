@@ -9,7 +9,7 @@ import {
   permissionDenied,
   unsupported,
 } from '../errors.js';
-import type { ListPage, ObjectInfo, ObjectStore } from '../storage/object-store.js';
+import type { ListPage, ObjectInfo, ObjectStore, OpenedObject } from '../storage/object-store.js';
 import type { AccessControl, FsAction } from './access.js';
 import type { Namespace, Resolution } from './namespace.js';
 import { baseName, dirPrefix, joinPath, normalizePath, parentOf, type StoreLocation } from './paths.js';
@@ -125,21 +125,28 @@ export class ObjectFileSystem implements UserFileSystem {
   private async openRead(located: Located, flags: OpenFlags): Promise<ReadHandle> {
     this.check('read', located);
     const { bucket, key } = located.location;
-    let info = key === '' ? undefined : await this.store.head(bucket, key);
+    // O_EXCL only asks whether the object exists; otherwise the open and the first chunk are one request.
+    const excl = flags.create && flags.exclusive;
+    let object: OpenedObject | undefined;
+    let info: ObjectInfo | undefined;
+    if (key !== '') {
+      if (excl) info = await this.store.head(bucket, key);
+      else object = await this.store.openObject(bucket, key);
+    }
     // open(O_RDONLY | O_CREAT [| O_EXCL]) keeps its POSIX meaning.
-    if (info && flags.create && flags.exclusive) throw alreadyExists(located.path);
-    if (!info && flags.create && key !== '' && !(await this.isDirectory(located))) {
+    if (info && excl) throw alreadyExists(located.path);
+    if (!object && flags.create && key !== '' && !(await this.isDirectory(located))) {
       this.check('write', located);
       if ((await this.parentStat(located))?.type !== 'directory') throw notFound(parentOf(located.path));
       info = await this.store.put(bucket, key, Buffer.alloc(0), { ifNoneMatch: flags.exclusive });
+      object = { info, reader: await this.store.openReader(bucket, key, info) };
     }
-    if (!info) {
+    if (!object) {
       if ((await this.statLocated(located).catch(() => undefined))?.type === 'directory')
         throw isADirectory(located.path);
       throw notFound(located.path);
     }
-    const opened = info;
-    const reader = await this.store.openReader(bucket, key, opened);
+    const { info: opened, reader } = object;
     return {
       kind: 'read',
       path: located.path,

@@ -11,6 +11,7 @@ import type {
   ObjectReader,
   ObjectStore,
   ObjectWriter,
+  OpenedObject,
   StoreStatfs,
   WriterOptions,
 } from '../object-store.js';
@@ -206,6 +207,11 @@ export class LocalStore implements ObjectStore {
       readInto,
       close: () => handle.close(),
     };
+  }
+
+  async openObject(bucket: string, key: string): Promise<OpenedObject | undefined> {
+    const info = await this.head(bucket, key);
+    return info && { info, reader: await this.openReader(bucket, key, info) };
   }
 
   async getStream(

@@ -1,136 +1,391 @@
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, type GetObjectCommandOutput, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { GatewayError } from '../../errors.js';
 import type { Release } from '../memory-budget.js';
 import type { ObjectInfo, ObjectReader } from '../object-store.js';
 import type { S3Context } from './context.js';
-import { mapS3Error } from './errors.js';
+import { isNotFound, mapS3Error, s3Status } from './errors.js';
 import { destroyBody } from './multipart-writer.js';
 
-interface Chunk {
-  data: Promise<Buffer>;
-  release?: Release;
-  evicted: boolean;
+/** Bytes [start, start + buf.length) of the object, as they arrived from a GET. */
+interface Piece {
+  start: number;
+  buf: Buffer;
+}
+
+/** Budget held for the window up to `end` (absolute offset). */
+interface Grant {
+  end: number;
+  release: Release;
+}
+
+interface Waiter {
+  end: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
 }
 
 /**
- * A reader pinned to one version of an object: every ranged GET carries If-Match with the ETag from
- * open, so an overwrite during a download fails the read (PreconditionFailed) instead of mixing versions.
- * Reads near the previous one are served from fixed-size chunks fetched ahead (several GETs in flight,
- * only as far as the memory budget allows without waiting); reads elsewhere fetch exactly their range.
+ * Ranged GETs streamed one after the other from `pos` on, each `range` bytes, twice the previous one up
+ * to MAX_RANGE_CHUNKS chunks. `dead` once the window was reset or the reader closed.
+ */
+interface Stream {
+  ac: AbortController;
+  dead: boolean;
+  range: number;
+  body?: Readable;
+}
+
+/**
+ * The longest streamed GET, in chunks (64 MiB with 4 MiB chunks). A GET that is already streaming keeps
+ * sending the version it started with after an overwrite; the next GET, pinned with If-Match, fails. So
+ * this bounds how far a download goes on with the version it opened before it fails.
+ */
+const MAX_RANGE_CHUNKS = 16;
+
+/**
+ * A reader pinned to one version of an object. It is opened with one ranged GET of the first chunk
+ * (`bytes=0-(chunk-1)`), whose response gives the size, ETag and date (no HEAD), and whose body is kept
+ * as the start of the read window. Every later GET carries If-Match with that ETag, so an overwrite
+ * during a download fails the read (PreconditionFailed) instead of mixing versions.
+ *
+ * Reads near the previous ones (SFTP clients keep many READs in flight, slightly out of order) are
+ * served from a window filled by ranged GETs streamed one after the other (2 chunks, then twice as many
+ * each time up to MAX_RANGE_CHUNKS): each body is cut into pieces as it arrives, a READ waits only for
+ * its own bytes, and the stream is paused (TCP backpressure) once it runs `readAheadChunks` chunks ahead
+ * of the reads or the memory
+ * budget has nothing free. Memory is drawn from the budget one chunk at a time before bytes are taken
+ * from the socket; read-ahead only takes what is free now, a waiting READ waits for it. Reads elsewhere
+ * fetch exactly their range.
  */
 export class S3ReadAheadReader implements ObjectReader {
+  readonly info: ObjectInfo;
   readonly #ctx: S3Context;
   readonly #bucket: string;
-  readonly #info: ObjectInfo;
   readonly #ac = new AbortController();
   readonly #chunkSize: number;
-  readonly #chunks = new Map<number, Chunk>();
+  /** Contiguous pieces covering [#base, #pos). */
+  #pieces: Piece[] = [];
+  #base = 0;
+  #pos = 0;
+  /** Budget grants, in order, covering the window up to #granted. */
+  #grants: Grant[] = [];
+  #granted = 0;
+  #waiters: Waiter[] = [];
+  /** Windowed reads in progress: their start offsets (the window is not trimmed above the lowest). */
+  #pending: number[] = [];
+  #stream?: Stream;
+  #wake?: () => void;
   #expected = 0;
   #closed = false;
 
-  /** Ranged GETs issued, for tests and metrics. */
+  /** GETs issued (the one at open included), for tests and metrics. */
   gets = 0;
+
+  /**
+   * Opens `key` with its first chunk; undefined when there is no such object. An empty object answers a
+   * ranged GET with 416 (InvalidRange): then a HEAD tells an empty object from a missing one.
+   */
+  static async open(ctx: S3Context, bucket: string, key: string): Promise<S3ReadAheadReader | undefined> {
+    const C = ctx.config.readAheadChunkSize;
+    const where = `${bucket}/${key}`;
+    // Taken before the request: the budget never waits while a response holds a socket.
+    let release: Release | undefined = await ctx.budget.acquire(C);
+    let res: GetObjectCommandOutput | undefined;
+    try {
+      try {
+        res = await ctx.client.send(
+          new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${C - 1}` }),
+        );
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        if (s3Status(err) !== 416) throw mapS3Error('GetObject', err, where);
+        const info = await headObject(ctx, bucket, key);
+        if (!info) return undefined;
+        const reader = new S3ReadAheadReader(ctx, bucket, info);
+        reader.gets = 1;
+        return reader;
+      }
+      const info: ObjectInfo = {
+        key,
+        size: objectSize(res),
+        lastModified: res.LastModified ?? new Date(0),
+        etag: res.ETag ?? '',
+      };
+      const reader = new S3ReadAheadReader(ctx, bucket, info);
+      reader.gets = 1;
+      if ((res.ContentLength ?? 0) > C) {
+        // The store ignored the Range and sends the whole object: read it through the window instead.
+        destroyBody(res.Body);
+        return reader;
+      }
+      const bytes = await res.Body!.transformToByteArray();
+      res = undefined;
+      const first = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      if (first.length > 0) {
+        // Keep only what the chunk holds, when the budget can give it without waiting.
+        const exact = first.length < C ? ctx.budget.tryAcquire(first.length) : undefined;
+        if (exact) release();
+        reader.#pieces.push({ start: 0, buf: first });
+        reader.#grants.push({ end: first.length, release: exact ?? release });
+        reader.#pos = reader.#granted = first.length;
+        release = undefined;
+      }
+      return reader;
+    } catch (err) {
+      destroyBody(res?.Body);
+      throw mapS3Error('GetObject', err, where);
+    } finally {
+      release?.();
+    }
+  }
 
   constructor(ctx: S3Context, bucket: string, info: ObjectInfo) {
     this.#ctx = ctx;
     this.#bucket = bucket;
-    this.#info = info;
+    this.info = info;
     this.#chunkSize = ctx.config.readAheadChunkSize;
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
     if (this.#closed)
-      throw new GatewayError('Failure', `read after close: ${this.#bucket}/${this.#info.key}`);
-    const size = this.#info.size;
+      throw new GatewayError('Failure', `read after close: ${this.#bucket}/${this.info.key}`);
+    const size = this.info.size;
     if (offset >= size || length <= 0) return Buffer.alloc(0);
     const end = Math.min(size, offset + length);
     const window = this.#chunkSize * (this.#ctx.config.readAheadChunks + 1);
     // Tolerant of SFTP clients with many requests in flight, which arrive slightly out of order.
-    const sequential = offset >= this.#expected - window && offset <= this.#expected + window;
-    this.#expected = Math.max(this.#expected, end);
-    if (!sequential || this.#ctx.config.readAheadChunks === 0) {
-      this.#evictBelow(Number.POSITIVE_INFINITY);
+    const near = offset >= this.#expected - window && offset <= this.#expected + window;
+    if (near && offset >= this.#base) return this.#windowed(offset, end);
+    if (!near && this.#pending.length === 0) {
+      // A seek: drop the window; reads continuing from here stream again.
+      this.#reset(end);
       this.#expected = end;
-      const release = await this.#ctx.budget.acquire(end - offset, this.#ac.signal);
-      try {
-        return await this.#get(offset, end);
-      } finally {
-        release();
-      }
     }
-    const C = this.#chunkSize;
-    const first = Math.floor(offset / C);
-    const last = Math.floor((end - 1) / C);
-    this.#evictBelow(first - 1);
-    const needed: Promise<Buffer>[] = [];
-    for (let i = first; i <= last; i++) needed.push(this.#chunk(i, true)!.data);
-    const lastChunk = Math.floor((size - 1) / C);
-    for (let i = last + 1; i <= Math.min(lastChunk, last + this.#ctx.config.readAheadChunks); i++) {
-      if (!this.#chunk(i, false)) break;
-    }
-    const bufs = await Promise.all(needed);
-    const startInFirst = offset - first * C;
-    if (bufs.length === 1) return bufs[0]!.subarray(startInFirst, startInFirst + (end - offset));
-    return Buffer.concat(bufs).subarray(startInFirst, startInFirst + (end - offset));
+    return this.#exact(offset, end);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#ac.abort(new GatewayError('Failure', 'reader closed'));
-    this.#evictBelow(Number.POSITIVE_INFINITY);
+    const err = new GatewayError('Failure', 'reader closed');
+    this.#ac.abort(err);
+    this.#reset(this.#pos);
+    for (const w of this.#waiters.splice(0)) w.reject(err);
   }
 
-  #chunk(i: number, required: boolean): Chunk | undefined {
-    const existing = this.#chunks.get(i);
-    if (existing) return existing;
-    const start = i * this.#chunkSize;
-    const end = Math.min(this.#info.size, start + this.#chunkSize);
-    let chunk: Chunk;
-    if (required) {
-      chunk = { evicted: false, data: Promise.resolve(Buffer.alloc(0)) };
-      chunk.data = (async () => {
-        const release = await this.#ctx.budget.acquire(end - start, this.#ac.signal);
-        if (chunk.evicted) {
-          release();
-          throw new GatewayError('Failure', 'read-ahead chunk evicted');
+  async #windowed(offset: number, end: number): Promise<Buffer> {
+    this.#expected = Math.max(this.#expected, end);
+    this.#pending.push(offset);
+    try {
+      if (end > this.#pos) {
+        await new Promise<void>((resolve, reject) => {
+          this.#waiters.push({ end, resolve, reject });
+          this.#kick(true);
+        });
+      } else {
+        this.#kick(true); // keep reading ahead
+      }
+      return this.#slice(offset, end);
+    } finally {
+      this.#pending.splice(this.#pending.indexOf(offset), 1);
+      this.#trim();
+    }
+  }
+
+  /** Bytes [offset, end) of the window: a view when one piece holds them, else one copy. */
+  #slice(offset: number, end: number): Buffer {
+    const pieces = this.#pieces;
+    let lo = 0;
+    let hi = pieces.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (pieces[mid]!.start <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    const first = pieces[lo]!;
+    if (first.start + first.buf.length >= end) return first.buf.subarray(offset - first.start, end - first.start);
+    const out = Buffer.allocUnsafe(end - offset);
+    let filled = 0;
+    for (let i = lo; filled < out.length; i++) {
+      const p = pieces[i]!;
+      const from = Math.max(0, offset + filled - p.start);
+      filled += p.buf.copy(out, filled, from, Math.min(p.buf.length, end - p.start));
+    }
+    return out;
+  }
+
+  /** Drops pieces no pending read needs and that lie a chunk or more behind the furthest read. */
+  #trim(): void {
+    let to = Math.min(this.#pos, this.#expected - this.#chunkSize);
+    for (const o of this.#pending) to = Math.min(to, o);
+    let dropped = 0;
+    while (dropped < this.#pieces.length) {
+      const p = this.#pieces[dropped]!;
+      if (p.start + p.buf.length > to) break;
+      dropped++;
+    }
+    if (dropped === 0) return;
+    this.#pieces.splice(0, dropped);
+    this.#base = this.#pieces[0]?.start ?? this.#pos;
+    let freed = 0;
+    while (freed < this.#grants.length && this.#grants[freed]!.end <= this.#base) this.#grants[freed++]!.release();
+    if (freed > 0) {
+      this.#grants.splice(0, freed);
+      this.#kick();
+    }
+  }
+
+  /** Ends the stream, frees the window and starts a new, empty one at `at`. */
+  #reset(at: number): void {
+    if (this.#stream) {
+      this.#stream.dead = true;
+      this.#stream.ac.abort(new GatewayError('Failure', 'read window reset'));
+      destroyBody(this.#stream.body);
+      this.#stream = undefined;
+    }
+    for (const g of this.#grants.splice(0)) g.release();
+    this.#pieces = [];
+    this.#base = this.#pos = this.#granted = at;
+    this.#kick();
+  }
+
+  /** Wakes a sleeping stream; with `start`, opens one when none runs and the window wants bytes. */
+  #kick(start = false): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+    if (start && !this.#stream && !this.#closed && this.#pos < this.info.size && this.#wantsMore()) {
+      const s: Stream = { ac: new AbortController(), dead: false, range: 2 * this.#chunkSize };
+      this.#stream = s;
+      void this.#pump(s);
+    }
+  }
+
+  #wantsMore(): boolean {
+    return this.#waiters.length > 0 || this.#granted - this.#base < this.#cap();
+  }
+
+  #cap(): number {
+    return this.#chunkSize * (this.#ctx.config.readAheadChunks + 1);
+  }
+
+  #sleep(s: Stream): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#wake = resolve;
+      if (s.dead) resolve();
+    });
+  }
+
+  /** Streams [#pos, size) into the window until the object ends, the stream dies, or an error. */
+  async #pump(s: Stream): Promise<void> {
+    const size = this.info.size;
+    let failures = 0;
+    try {
+      while (!s.dead && this.#pos < size) {
+        // A GET is opened only with budget for its first chunk, not to sit paused on a full window.
+        if (!(await this.#admit(s, 1))) return;
+        const from = this.#pos;
+        const to = Math.min(size, from + s.range);
+        const body = await this.#open(s, from, to);
+        if (s.dead) {
+          destroyBody(body);
+          return;
         }
-        chunk.release = release;
-        return this.#get(start, end);
-      })();
-    } else {
-      // Read-ahead is optional: only with memory that is free right now, never by waiting for it.
-      const release = this.#ctx.budget.tryAcquire(end - start);
-      if (!release) return undefined;
-      chunk = { evicted: false, release, data: this.#get(start, end) };
+        s.body = body;
+        try {
+          for await (const data of body as AsyncIterable<Buffer>) {
+            if (!(await this.#admit(s, data.length)) || s.dead) return;
+            this.#pieces.push({ start: this.#pos, buf: data });
+            this.#pos += data.length;
+            this.#settle();
+          }
+          if (this.#pos < to) throw new Error(`the body ended at ${this.#pos}, not ${to}`);
+          s.range = Math.min(s.range * 2, this.#chunkSize * MAX_RANGE_CHUNKS);
+        } catch (err) {
+          if (s.dead) return;
+          destroyBody(body);
+          // A connection lost mid-body (or idle too long) is resumed where it stopped, pinned as before.
+          if (this.#pos > from && failures++ < 3) continue;
+          throw mapS3Error('GetObject', err, `${this.#bucket}/${this.info.key}`);
+        }
+      }
+    } catch (err) {
+      if (s.dead) return;
+      for (const w of this.#waiters.splice(0)) w.reject(err);
+    } finally {
+      if (this.#stream === s) this.#stream = undefined;
     }
-    // A prefetched chunk may fail before anyone awaits it; its error surfaces when it is read.
-    chunk.data.catch(() => undefined);
-    this.#chunks.set(i, chunk);
-    return chunk;
   }
 
-  #evictBelow(index: number): void {
-    for (const [i, chunk] of this.#chunks) {
-      if (i >= index) continue;
-      chunk.evicted = true;
-      chunk.release?.();
-      this.#chunks.delete(i);
+  async #open(s: Stream, from: number, to: number): Promise<Readable> {
+    this.gets++;
+    try {
+      const res = await this.#ctx.client.send(
+        new GetObjectCommand({
+          Bucket: this.#bucket,
+          Key: this.info.key,
+          Range: `bytes=${from}-${to - 1}`,
+          IfMatch: this.info.etag,
+        }),
+        { abortSignal: s.ac.signal },
+      );
+      return res.Body as Readable;
+    } catch (err) {
+      throw mapS3Error('GetObject', err, `${this.#bucket}/${this.info.key}`);
     }
   }
 
-  async #get(start: number, end: number): Promise<Buffer> {
-    const { client } = this.#ctx;
-    const key = this.#info.key;
+  /**
+   * Makes room for `n` more bytes in the window: budget one chunk at a time, waiting for it only when a
+   * READ waits for these bytes; read-ahead beyond `readAheadChunks` chunks sleeps until reads catch up.
+   */
+  async #admit(s: Stream, n: number): Promise<boolean> {
+    while (this.#pos + n > this.#granted) {
+      if (s.dead) return false;
+      this.#trim();
+      const blockEnd = Math.min(this.info.size, this.#granted + this.#chunkSize);
+      const demand = this.#waiters.length > 0;
+      let release: Release | undefined;
+      if (demand) {
+        release = await this.#ctx.budget.acquire(blockEnd - this.#granted, s.ac.signal).catch(() => undefined);
+      } else if (this.#granted - this.#base < this.#cap()) {
+        release = this.#ctx.budget.tryAcquire(blockEnd - this.#granted);
+      }
+      if (s.dead) {
+        release?.();
+        return false;
+      }
+      if (!release) {
+        await this.#sleep(s);
+        continue;
+      }
+      this.#grants.push({ end: blockEnd, release });
+      this.#granted = blockEnd;
+    }
+    return true;
+  }
+
+  #settle(): void {
+    const pos = this.#pos;
+    if (this.#waiters.every((w) => w.end > pos)) return;
+    const ready = this.#waiters.filter((w) => w.end <= pos);
+    this.#waiters = this.#waiters.filter((w) => w.end > pos);
+    for (const w of ready) w.resolve();
+  }
+
+  async #exact(start: number, end: number): Promise<Buffer> {
+    const release = await this.#ctx.budget.acquire(end - start, this.#ac.signal);
+    const key = this.info.key;
     this.gets++;
     let body: unknown;
     try {
-      const res = await client.send(
+      const res = await this.#ctx.client.send(
         new GetObjectCommand({
           Bucket: this.#bucket,
           Key: key,
           Range: `bytes=${start}-${end - 1}`,
-          IfMatch: this.#info.etag,
+          IfMatch: this.info.etag,
         }),
         { abortSignal: this.#ac.signal },
       );
@@ -141,6 +396,24 @@ export class S3ReadAheadReader implements ObjectReader {
     } catch (err) {
       destroyBody(body);
       throw mapS3Error('GetObject', err, `${this.#bucket}/${key}`);
+    } finally {
+      release();
     }
+  }
+}
+
+/** The object's size from a ranged GET: the total of Content-Range, or the length of a whole-object 200. */
+function objectSize(res: GetObjectCommandOutput): number {
+  const total = /\/(\d+)\s*$/.exec(res.ContentRange ?? '');
+  return total ? Number(total[1]) : (res.ContentLength ?? 0);
+}
+
+async function headObject(ctx: S3Context, bucket: string, key: string): Promise<ObjectInfo | undefined> {
+  try {
+    const r = await ctx.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return { key, size: r.ContentLength ?? 0, lastModified: r.LastModified ?? new Date(0), etag: r.ETag ?? '' };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw mapS3Error('HeadObject', err, `${bucket}/${key}`);
   }
 }

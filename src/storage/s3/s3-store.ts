@@ -27,6 +27,7 @@ import type {
   ObjectReader,
   ObjectStore,
   ObjectWriter,
+  OpenedObject,
   StoreStatfs,
   WriterOptions,
 } from '../object-store.js';
@@ -150,7 +151,15 @@ export class S3Store implements ObjectStore {
   }
 
   async openReader(bucket: string, _key: string, info: ObjectInfo): Promise<ObjectReader> {
-    const reader = new S3ReadAheadReader(this.#ctx, bucket, info);
+    return this.#track(new S3ReadAheadReader(this.#ctx, bucket, info));
+  }
+
+  async openObject(bucket: string, key: string): Promise<OpenedObject | undefined> {
+    const reader = await S3ReadAheadReader.open(this.#ctx, bucket, key);
+    return reader && { info: reader.info, reader: this.#track(reader) };
+  }
+
+  #track(reader: S3ReadAheadReader): S3ReadAheadReader {
     this.#readers.add(reader);
     const close = reader.close.bind(reader);
     reader.close = async () => {
