@@ -307,6 +307,30 @@ describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () =>
     assert.doesNotMatch(r.stdout, /killed/);
   });
 
+  test('downloads: the OPEN is the first GET (no HEAD); a big file is a few GETs', async () => {
+    const files = { 'dl-small': 4096, 'dl-empty': 0, 'dl-big': 40 * MiB + 5 };
+    for (const [name, size] of Object.entries(files)) await makeFile(path.join(work, name), size);
+    await ok(Object.keys(files).map((n) => `put ${path.join(work, n)} ${n}\n`).join(''));
+    const before = await Promise.all(Object.keys(files).map((n) => requestsOn(s3, k(n))));
+    await ok(Object.keys(files).map((n) => `get ${n} ${path.join(work, n)}.down\n`).join(''));
+    const after = await Promise.all(Object.keys(files).map((n) => requestsOn(s3, k(n))));
+    const delta = (i: number) => {
+      const d: Record<string, number> = {};
+      for (const [r, c] of after[i]!) if (c - (before[i]!.get(r) ?? 0) > 0) d[r] = c - (before[i]!.get(r) ?? 0);
+      return d;
+    };
+    for (const [n, size] of Object.entries(files)) {
+      assert.equal((await stat(`${path.join(work, n)}.down`)).size, size, n);
+      assert.equal(await sha256File(`${path.join(work, n)}.down`), await sha256File(path.join(work, n)), n);
+    }
+    // sftp's `get` stats the file twice (two HEADs) before the OPEN; the OPEN and all READs are one GET.
+    assert.deepEqual(delta(0), { 'HEAD 200': 2, 'GET 206': 1 }, 'dl-small');
+    // An empty object answers the ranged GET with 416 (InvalidRange): a HEAD then tells it from a missing one.
+    assert.deepEqual(delta(1), { 'HEAD 200': 3, 'GET 416': 1 }, 'dl-empty');
+    // 4 MiB at OPEN, then streamed ranges of 8, 16 and (the rest of) 32 MiB.
+    assert.deepEqual(delta(2), { 'HEAD 200': 2, 'GET 206': 4 }, 'dl-big');
+  });
+
   test('an overwrite during a download fails the download instead of mixing versions', async () => {
     const src = path.join(work, 'ow');
     await makeFile(src, 64 * MiB);
@@ -449,4 +473,18 @@ async function closedPort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** Requests on exactly `key` in Swift's proxy access log, counted by "METHOD status". */
+async function requestsOn(s3: S3TestServer, key: string): Promise<Map<string, number>> {
+  await new Promise((r) => setTimeout(r, 300)); // the proxy logs after it answered
+  const log = await readFile(path.join(s3.dataDir, 'log', 'proxy.log'), 'utf8');
+  const counts = new Map<string, number>();
+  for (const line of log.split('\n')) {
+    const m = /^proxy-server: \S+ \S+ \S+ (GET|PUT|POST|HEAD|DELETE) (\S+) HTTP\/[\d.]+ (\d{3})/.exec(line);
+    if (!m || decodeURIComponent(m[2]!).split('?')[0] !== `/${s3.bucket}/${key}`) continue;
+    const r = `${m[1]} ${m[3]}`;
+    counts.set(r, (counts.get(r) ?? 0) + 1);
+  }
+  return counts;
 }

@@ -147,7 +147,17 @@ export class S3ReadAheadReader implements ObjectReader {
     this.#chunkSize = ctx.config.readAheadChunkSize;
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  read(offset: number, length: number): Promise<Buffer> {
+    return this.#read(offset, length);
+  }
+
+  /** As read(), but into the caller's buffer (an SFTP reply): the bytes are copied once, from the GET's body. */
+  async readInto(offset: number, target: Buffer): Promise<number> {
+    return (await this.#read(offset, target.length, target)).length;
+  }
+
+  /** Bytes [offset, offset + length), in `into` when given (then a view of it), else a view or a new buffer. */
+  async #read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (this.#closed)
       throw new GatewayError('Failure', `read after close: ${this.#bucket}/${this.info.key}`);
     const size = this.info.size;
@@ -156,13 +166,15 @@ export class S3ReadAheadReader implements ObjectReader {
     const window = this.#chunkSize * (this.#ctx.config.readAheadChunks + 1);
     // Tolerant of SFTP clients with many requests in flight, which arrive slightly out of order.
     const near = offset >= this.#expected - window && offset <= this.#expected + window;
-    if (near && offset >= this.#base) return this.#windowed(offset, end);
+    if (near && offset >= this.#base) return this.#windowed(offset, end, into);
     if (!near && this.#pending.length === 0) {
       // A seek: drop the window; reads continuing from here stream again.
       this.#reset(end);
       this.#expected = end;
     }
-    return this.#exact(offset, end);
+    const data = await this.#exact(offset, end);
+    if (!into) return data;
+    return into.subarray(0, data.copy(into));
   }
 
   async close(): Promise<void> {
@@ -174,7 +186,7 @@ export class S3ReadAheadReader implements ObjectReader {
     for (const w of this.#waiters.splice(0)) w.reject(err);
   }
 
-  async #windowed(offset: number, end: number): Promise<Buffer> {
+  async #windowed(offset: number, end: number, into?: Buffer): Promise<Buffer> {
     this.#expected = Math.max(this.#expected, end);
     this.#pending.push(offset);
     try {
@@ -186,15 +198,15 @@ export class S3ReadAheadReader implements ObjectReader {
       } else {
         this.#kick(true); // keep reading ahead
       }
-      return this.#slice(offset, end);
+      return this.#slice(offset, end, into);
     } finally {
       this.#pending.splice(this.#pending.indexOf(offset), 1);
       this.#trim();
     }
   }
 
-  /** Bytes [offset, end) of the window: a view when one piece holds them, else one copy. */
-  #slice(offset: number, end: number): Buffer {
+  /** Bytes [offset, end) of the window: copied into `into`, else a view when one piece holds them, else one copy. */
+  #slice(offset: number, end: number, into?: Buffer): Buffer {
     const pieces = this.#pieces;
     let lo = 0;
     let hi = pieces.length - 1;
@@ -204,8 +216,9 @@ export class S3ReadAheadReader implements ObjectReader {
       else hi = mid - 1;
     }
     const first = pieces[lo]!;
-    if (first.start + first.buf.length >= end) return first.buf.subarray(offset - first.start, end - first.start);
-    const out = Buffer.allocUnsafe(end - offset);
+    if (!into && first.start + first.buf.length >= end)
+      return first.buf.subarray(offset - first.start, end - first.start);
+    const out = into ? into.subarray(0, end - offset) : Buffer.allocUnsafe(end - offset);
     let filled = 0;
     for (let i = lo; filled < out.length; i++) {
       const p = pieces[i]!;
