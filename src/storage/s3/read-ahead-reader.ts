@@ -198,6 +198,7 @@ export class S3ReadAheadReader implements ObjectReader {
       } else {
         this.#kick(true); // keep reading ahead
       }
+      if (this.#closed) throw new GatewayError('Failure', `read after close: ${this.#bucket}/${this.info.key}`);
       return this.#slice(offset, end, into);
     } finally {
       this.#pending.splice(this.#pending.indexOf(offset), 1);
@@ -293,14 +294,21 @@ export class S3ReadAheadReader implements ObjectReader {
   /** Streams [#pos, size) into the window until the object ends, the stream dies, or an error. */
   async #pump(s: Stream): Promise<void> {
     const size = this.info.size;
+    const where = `${this.#bucket}/${this.info.key}`;
     let failures = 0;
+    // The GET after the current one, sent while the current body's last chunk arrives (no gap between).
+    let next: { from: number; to: number; body: Promise<Readable> } | undefined;
     try {
       while (!s.dead && this.#pos < size) {
         // A GET is opened only with budget for its first chunk, not to sit paused on a full window.
         if (!(await this.#admit(s, 1))) return;
         const from = this.#pos;
-        const to = Math.min(size, from + s.range);
-        const body = await this.#open(s, from, to);
+        let range = next?.from === from ? next : undefined;
+        if (next && !range) discard(next.body);
+        next = undefined;
+        range ??= this.#range(s, from);
+        const { to } = range;
+        const body = await range.body;
         if (s.dead) {
           destroyBody(body);
           return;
@@ -312,23 +320,33 @@ export class S3ReadAheadReader implements ObjectReader {
             this.#pieces.push({ start: this.#pos, buf: data });
             this.#pos += data.length;
             this.#settle();
+            if (!next && to < size && this.#pos + this.#chunkSize >= to) next = this.#range(s, to);
           }
           if (this.#pos < to) throw new Error(`the body ended at ${this.#pos}, not ${to}`);
-          s.range = Math.min(s.range * 2, this.#chunkSize * MAX_RANGE_CHUNKS);
         } catch (err) {
           if (s.dead) return;
           destroyBody(body);
           // A connection lost mid-body (or idle too long) is resumed where it stopped, pinned as before.
           if (this.#pos > from && failures++ < 3) continue;
-          throw mapS3Error('GetObject', err, `${this.#bucket}/${this.info.key}`);
+          throw mapS3Error('GetObject', err, where);
         }
       }
     } catch (err) {
       if (s.dead) return;
       for (const w of this.#waiters.splice(0)) w.reject(err);
     } finally {
+      if (next) discard(next.body);
       if (this.#stream === s) this.#stream = undefined;
     }
+  }
+
+  /** Sends the GET of the next range from `from`: `s.range` bytes, and the one after it twice as long. */
+  #range(s: Stream, from: number): { from: number; to: number; body: Promise<Readable> } {
+    const to = Math.min(this.info.size, from + s.range);
+    s.range = Math.min(s.range * 2, this.#chunkSize * MAX_RANGE_CHUNKS);
+    const body = this.#open(s, from, to);
+    body.catch(() => undefined); // a prefetched GET may fail before it is awaited
+    return { from, to, body };
   }
 
   async #open(s: Stream, from: number, to: number): Promise<Readable> {
@@ -413,6 +431,11 @@ export class S3ReadAheadReader implements ObjectReader {
       release();
     }
   }
+}
+
+/** Ends a GET nobody will read: its body once it arrives. */
+function discard(body: Promise<Readable>): void {
+  body.then(destroyBody, () => undefined);
 }
 
 /** The object's size from a ranged GET: the total of Content-Range, or the length of a whole-object 200. */
