@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, type Dirent } from 'node:fs';
+import { createReadStream, type Dirent, type Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -75,7 +75,6 @@ export class LocalStore implements ObjectStore {
   }
 
   async list(bucket: string, options: ListOptions): Promise<ListPage> {
-    await this.requireBucket(bucket);
     const max = Math.max(1, Math.min(options.maxKeys ?? 1000, 1000));
     const after = options.continuationToken;
     const page: ListPage = { objects: [], prefixes: [] };
@@ -92,6 +91,8 @@ export class LocalStore implements ObjectStore {
       last = entry.key;
       count++;
     }
+    // Only an empty page can hide a missing bucket; asking first cost every listing a stat.
+    if (count === 0) await this.requireBucket(bucket);
     return page;
   }
 
@@ -109,9 +110,11 @@ export class LocalStore implements ObjectStore {
     const slash = prefix.lastIndexOf('/');
     const dirKey = prefix.slice(0, slash + 1);
     const namePrefix = prefix.slice(slash + 1);
-    if (dirKey !== '' && namePrefix === '' && (after === undefined || compareKeys(dirKey, after) > 0)) {
+    if (dirKey !== '' && namePrefix === '') {
       const marker = await this.head(bucket, dirKey);
-      if (marker) yield { kind: 'object', key: dirKey, info: marker };
+      // No such folder: nothing below it either (the usual answer when an upload asks what is below its key).
+      if (!marker) return;
+      if (after === undefined || compareKeys(dirKey, after) > 0) yield { kind: 'object', key: dirKey, info: marker };
     }
     yield* this.walkDir(bucket, dirKey, namePrefix, fold, after);
   }
@@ -139,6 +142,7 @@ export class LocalStore implements ObjectStore {
       .filter((d) => d.name.startsWith(namePrefix) && !(dirKey === '' && d.name === TEMP_NAME))
       .sort((a, b) => compareKeys(a.name, b.name));
     const isAfter = (key: string) => after === undefined || compareKeys(key, after) > 0;
+    let batchSize = 1;
     for (let i = 0; i < names.length;) {
       const d = names[i]!;
       const key = dirKey + d.name;
@@ -159,10 +163,12 @@ export class LocalStore implements ObjectStore {
         continue;
       }
       const batch: string[] = [];
-      for (; i < names.length && !names[i]!.isDirectory() && batch.length < STAT_BATCH; i++) {
+      for (; i < names.length && !names[i]!.isDirectory() && batch.length < batchSize; i++) {
         const fileKey = dirKey + names[i]!.name;
         if (names[i]!.isFile() && isAfter(fileKey)) batch.push(fileKey);
       }
+      // Growing batches: a caller that wants one key (is anything below this folder?) costs one stat.
+      batchSize = Math.min(batchSize * 4, STAT_BATCH);
       const stats = await Promise.all(batch.map((k) => fs.stat(this.filePath(bucket, k)).catch(() => undefined)));
       for (let j = 0; j < batch.length; j++) {
         const st = stats[j];
@@ -172,15 +178,38 @@ export class LocalStore implements ObjectStore {
   }
 
   async openReader(bucket: string, key: string, info: ObjectInfo): Promise<ObjectReader> {
-    const handle = await fs.open(this.filePath(bucket, key), 'r').catch((e) => {
-      throw (e as NodeJS.ErrnoException).code === 'ENOENT'
-        ? notFound(`${bucket}/${key}`)
-        : storeError('open', e);
-    });
-    const st = await handle.stat();
-    if (infoOf(key, st).etag !== info.etag) {
-      await handle.close();
+    const opened = await this.openFile(bucket, key);
+    if (opened === undefined) throw notFound(`${bucket}/${key}`);
+    if (opened.info.etag !== info.etag) {
+      await opened.reader.close();
       throw new GatewayError('PreconditionFailed', `${bucket}/${key} changed since it was opened`);
+    }
+    return opened.reader;
+  }
+
+  /** open + fstat, without a stat by name first: a small download's open is two system calls. */
+  async openObject(bucket: string, key: string): Promise<OpenedObject | undefined> {
+    if (key === '' || key.endsWith('/')) return undefined;
+    return this.openFile(bucket, key);
+  }
+
+  private async openFile(bucket: string, key: string): Promise<OpenedObject | undefined> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(this.filePath(bucket, key), 'r');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw storeError('open', e);
+    }
+    const st = await handle.stat().catch(async (e: unknown) => {
+      await handle.close();
+      throw storeError('open', e);
+    });
+    // A folder opens too (O_RDONLY); it is not an object.
+    if (!st.isFile()) {
+      await handle.close();
+      return undefined;
     }
     // The descriptor keeps reading the version it opened even if a new upload is renamed over it.
     const readInto = async (offset: number, target: Buffer): Promise<number> => {
@@ -197,7 +226,7 @@ export class LocalStore implements ObjectStore {
       }
       return filled;
     };
-    return {
+    const reader: ObjectReader = {
       read: async (offset, length) => {
         if (offset >= st.size) return Buffer.alloc(0);
         const buf = Buffer.allocUnsafe(Math.min(length, st.size - offset));
@@ -207,11 +236,7 @@ export class LocalStore implements ObjectStore {
       readInto,
       close: () => handle.close(),
     };
-  }
-
-  async openObject(bucket: string, key: string): Promise<OpenedObject | undefined> {
-    const info = await this.head(bucket, key);
-    return info && { info, reader: await this.openReader(bucket, key, info) };
+    return { info: infoOf(key, st), reader };
   }
 
   async getStream(
@@ -336,23 +361,42 @@ export class LocalStore implements ObjectStore {
   }
 
   /** Moves a finished temp file into place; with `exclusive`, fails if the key exists. */
-  async publish(temp: string, bucket: string, key: string, exclusive: boolean): Promise<ObjectInfo> {
+  /**
+   * Moves a finished temp file to its key. The rename is tried first and the folders are created only if
+   * it fails for want of them, so a small upload costs one system call here instead of five (mkdir, stat of
+   * the folder, stat of the target, rename, stat). `written` is the temp file's fstat taken before close:
+   * rename and link keep the inode, size and mtime the object's ETag is made of.
+   */
+  async publish(
+    temp: string,
+    bucket: string,
+    key: string,
+    exclusive: boolean,
+    written?: Stats,
+  ): Promise<ObjectInfo> {
     const file = this.filePath(bucket, key);
-    await mkdirp(path.dirname(file), bucket, key);
-    const st = await fs.stat(file).catch(() => undefined);
-    if (st?.isDirectory()) throw new GatewayError('IsADirectory', `is a directory: /${bucket}/${key}`);
-    if (exclusive) {
+    const place = async () => {
+      if (!exclusive) return fs.rename(temp, file);
       // link() fails if the target exists, which makes the check and the publish one atomic step.
-      await fs.link(temp, file).catch((e) => {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST')
-          throw new GatewayError('AlreadyExists', `already exists: /${bucket}/${key}`);
-        throw e;
-      });
+      await fs.link(temp, file);
       await fs.unlink(temp);
-    } else {
-      await fs.rename(temp, file);
+    };
+    try {
+      await place().catch(async (e: unknown) => {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        await mkdirp(path.dirname(file), bucket, key);
+        await place();
+      });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const isDir = async () => (await fs.stat(file).catch(() => undefined))?.isDirectory() === true;
+      if (code === 'EISDIR' || (code === 'EEXIST' && (await isDir())))
+        throw new GatewayError('IsADirectory', `is a directory: /${bucket}/${key}`);
+      if (code === 'EEXIST') throw new GatewayError('AlreadyExists', `already exists: /${bucket}/${key}`);
+      if (code === 'ENOTDIR') throw new GatewayError('NotADirectory', `a file is in the way of /${bucket}/${key}`);
+      throw e;
     }
-    return infoOf(key, await fs.stat(file));
+    return infoOf(key, written ?? (await fs.stat(file)));
   }
 
   private async requireBucket(bucket: string): Promise<void> {
@@ -436,8 +480,10 @@ class LocalWriter implements ObjectWriter {
       throw new GatewayError('Failure', `upload of ${this.key} is already ${this.state}`);
     this.state = 'completed';
     try {
-      await (await this.handle).close();
-      return await this.store.publish(this.temp, this.bucket, this.key, this.options.ifNoneMatch ?? false);
+      const handle = await this.handle;
+      const written = await handle.stat();
+      await handle.close();
+      return await this.store.publish(this.temp, this.bucket, this.key, this.options.ifNoneMatch ?? false, written);
     } catch (e) {
       await fs.rm(this.temp, { force: true });
       throw e instanceof GatewayError ? e : storeError('complete upload', e);
