@@ -64,6 +64,9 @@ export class ObjectWriteHandle implements WriteHandle {
   constructor(private readonly options: WriteHandleOptions) {
     this.path = options.path;
     this.appendCursor = options.existing?.size ?? 0;
+    // Nothing to keep from an older object: the writer can start now, so the store's set-up (the local
+    // store opens its temp file) overlaps the OPEN reply instead of delaying the first WRITE.
+    if (!options.existing) this.start(0);
   }
 
   write(offset: number, data: Buffer): Promise<void> {

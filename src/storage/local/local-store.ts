@@ -75,6 +75,9 @@ export class LocalStore implements ObjectStore {
   }
 
   async list(bucket: string, options: ListOptions): Promise<ListPage> {
+    // Asked alongside the walk, not before it: only an empty page needs the answer, and then it is ready.
+    const bucketFound = this.bucketExists(bucket);
+    bucketFound.catch(() => undefined); // an invalid name also fails the walk, which reports it
     const max = Math.max(1, Math.min(options.maxKeys ?? 1000, 1000));
     const after = options.continuationToken;
     const page: ListPage = { objects: [], prefixes: [] };
@@ -91,8 +94,7 @@ export class LocalStore implements ObjectStore {
       last = entry.key;
       count++;
     }
-    // Only an empty page can hide a missing bucket; asking first cost every listing a stat.
-    if (count === 0) await this.requireBucket(bucket);
+    if (count === 0 && !(await bucketFound)) throw new GatewayError('NotFound', `no such bucket: ${bucket}`);
     return page;
   }
 
