@@ -23,9 +23,12 @@ export interface S3StoreConfig {
   copyPartThreshold?: number;
   /** Part size of a multipart copy (default 512 MiB, at most 5 GiB). */
   copyPartSize?: number;
-  /** Bytes per ranged GET of a sequential reader (default 4 MiB). */
+  /**
+   * The first GET of a reader (at open) and the unit in which its read-ahead memory is taken from the
+   * budget (default 4 MiB). Sequential readers then stream GETs of 2 chunks, doubling up to 16.
+   */
   readAheadChunkSize?: number;
-  /** Ranged GETs a sequential reader keeps in flight, budget permitting (default 4). */
+  /** Chunks a sequential reader reads ahead of its READs, budget permitting (default 4). */
   readAheadChunks?: number;
   /** Keep-partial mode (the managed service's PARTIAL_CLOSE); off by default. */
   keepPartial?: boolean;
