@@ -49,3 +49,27 @@ patch(
   '          if (exchanges === 0\n              || this.authenticated\n              || service !== \'ssh-userauth\') {',
   'a repeated ssh-userauth SERVICE_REQUEST before authentication is accepted again, as sshd does',
 );
+
+// ssh2 1.17 refills every channel's receive window to a fixed 2 MiB. 64 uploads then hold up to 128 MiB
+// that clients may send while the gateway has stopped reading. The patch lets the gateway give a channel
+// a smaller window (`channel.maxWindow`, bytes) when many share the process's memory; refills still wait
+// until half of it is used. Without the property, ssh2 behaves exactly as before (its call sites already
+// wait for half of the 2 MiB).
+patch(
+  'ssh2/lib/Channel.js',
+  'ssh2 per-channel receive window',
+  'function windowAdjust(self) {\n  if (self.outgoing.state === \'closed\')\n    return;\n  const amt = MAX_WINDOW - self.incoming.window;',
+  'function windowAdjust(self) {\n  if (self.outgoing.state === \'closed\')\n    return;\n  const max = (self.maxWindow === undefined ? MAX_WINDOW : self.maxWindow);\n  if (self.incoming.window > max / 2)\n    return;\n  const amt = max - self.incoming.window;',
+  'a channel may set maxWindow below 2 MiB',
+);
+
+// ssh2 1.17 opens every session channel with a 2 MiB receive window, so 64 clients starting uploads at
+// once may each send 2 MiB before the gateway has a say. The patch lets the gateway set the window a new
+// session channel opens with (`connection.sessionWindow`, bytes); unset, it stays 2 MiB.
+patch(
+  'ssh2/lib/server.js',
+  'ssh2 initial session window',
+  '                  const instance = new Session(this, info, localChan);\n                  this._chanMgr.update(localChan, instance);\n\n                  proto.channelOpenConfirm(info.sender,\n                                           localChan,\n                                           MAX_WINDOW,\n                                           PACKET_SIZE);',
+  '                  const instance = new Session(this, info, localChan);\n                  this._chanMgr.update(localChan, instance);\n                  const initWindow = (this.sessionWindow === undefined\n                                      ? MAX_WINDOW\n                                      : this.sessionWindow);\n                  instance._chanInfo.incoming.window = initWindow;\n\n                  proto.channelOpenConfirm(info.sender,\n                                           localChan,\n                                           initWindow,\n                                           PACKET_SIZE);',
+  'the gateway may open session channels with a smaller window',
+);

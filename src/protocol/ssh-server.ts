@@ -10,10 +10,27 @@ import { type SftpEvent, type SftpSession, startSftpSession } from './sftp/sessi
 import { WriteBacklog } from './sftp/write-backlog.js';
 
 /**
- * Upload data accepted from clients and not yet taken by the store, across all sessions. Sized like a
- * few sessions' worth (OpenSSH keeps 16 MiB in flight), far below what 64 sessions could hold each.
+ * Upload data accepted from clients and not yet taken by the store, across all sessions: what sessions
+ * hold while the store makes them wait (for the memory budget, a part upload, the disk). Each session
+ * also stops at its own limit; this one keeps 64 waiting sessions from holding 64 times that. 64 x 64 MiB
+ * uploads on S3 peaked at 562 MiB RSS with 64 MiB here and 524 MiB with 16 MiB, at the same MB/s.
  */
-const WRITE_BACKLOG_LIMIT = 64 * 1024 * 1024;
+const WRITE_BACKLOG_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * What clients may send ahead, summed over all SFTP channels: each channel gets a share between
+ * MIN_CHANNEL_WINDOW and ssh2's 2 MiB (OpenSSH's default too), so up to 16 sessions keep full windows
+ * and 64 concurrent uploads hold 32 MiB in flight instead of 128 MiB. Needs the ssh2 patch that reads
+ * `maxWindow` (scripts/patch-dependencies.mjs).
+ */
+const WINDOW_BUDGET = 32 * 1024 * 1024;
+const MIN_CHANNEL_WINDOW = 256 * 1024;
+const MAX_CHANNEL_WINDOW = 2 * 1024 * 1024;
+
+/** An ssh2 channel with the patched, per-channel receive window. */
+type WindowedChannel = ssh2.ServerChannel & { maxWindow?: number };
+/** An ssh2 connection with the patched window for the session channels it opens next. */
+type WindowedConnection = ssh2.Connection & { sessionWindow?: number };
 
 const { Server } = ssh2;
 
@@ -86,6 +103,7 @@ export class SshGateway {
   private readonly ssh: InstanceType<typeof Server>;
   private readonly tcp: net.Server;
   private readonly sessions = new Set<SftpSession>();
+  private readonly sftpChannels = new Set<WindowedChannel>();
   private readonly writeBacklog = new WriteBacklog(WRITE_BACKLOG_LIMIT);
   private readonly clients = new Set<ssh2.Connection>();
   private accepting = true;
@@ -384,6 +402,10 @@ export class SshGateway {
         reject();
         return;
       }
+      // The channel opens with the smallest window, not ssh2's 2 MiB (patched ssh2): sessions that start
+      // together cannot all send 2 MiB before their number is known. The first refill (on the first data)
+      // raises it to the channel's share.
+      (client as WindowedConnection).sessionWindow = MIN_CHANNEL_WINDOW;
       const sshSession = accept();
       const current = session;
       const user = loginUser;
@@ -420,7 +442,25 @@ export class SshGateway {
   }
 
   private async runSftp(
-    channel: ssh2.ServerChannel,
+    channel: WindowedChannel,
+    user: LoginUser,
+    info: SessionInfo,
+    touch: () => void,
+  ): Promise<void> {
+    // Counted from the start, so even the first requests (INIT, sent before the vfs is ready) refill the
+    // window only up to this channel's share.
+    this.sftpChannels.add(channel);
+    this.resizeWindows();
+    try {
+      await this.serveSftp(channel, user, info, touch);
+    } finally {
+      this.sftpChannels.delete(channel);
+      this.resizeWindows();
+    }
+  }
+
+  private async serveSftp(
+    channel: WindowedChannel,
     user: LoginUser,
     info: SessionInfo,
     touch: () => void,
@@ -451,6 +491,24 @@ export class SshGateway {
     this.sessions.add(sftp);
     await sftp.closed;
     this.sessions.delete(sftp);
+  }
+
+  /**
+   * Shares WINDOW_BUDGET among the open SFTP channels (whole 32 KiB packets each). ssh2 refills a window
+   * until its stream buffers a high-water mark's worth (2 MiB), also while the session has paused the
+   * channel, so the mark follows the window: a paused channel holds at most about two windows.
+   */
+  private resizeWindows(): void {
+    const window = this.windowShare(this.sftpChannels.size);
+    for (const channel of this.sftpChannels) {
+      channel.maxWindow = window;
+      (channel as unknown as { _readableState: { highWaterMark: number } })._readableState.highWaterMark = window;
+    }
+  }
+
+  private windowShare(channels: number): number {
+    const share = Math.floor(WINDOW_BUDGET / Math.max(1, channels) / 32768) * 32768;
+    return Math.max(MIN_CHANNEL_WINDOW, Math.min(MAX_CHANNEL_WINDOW, share));
   }
 }
 

@@ -762,8 +762,15 @@ describe('SFTP session', () => {
     for (const id of ids) assert.equal(status(await moving.reply(id)).code, StatusCode.OK);
     assert.equal(blockedFs.writeHandles[0]!.writes.length, waitingWrites, 'the waiting session stayed paused');
 
-    for (const w of blockedFs.writeHandles[0]!.writes) w.done.resolve();
-    await settle(20);
+    // Once its writes are taken, the waiting session reads on: all 40 arrive and the backlog empties.
+    const writes = blockedFs.writeHandles[0]!.writes;
+    let taken = 0;
+    while (taken < writes.length) {
+      for (const w of writes.slice(taken)) w.done.resolve();
+      taken = writes.length;
+      await settle(20);
+    }
+    assert.equal(writes.length, 40);
     assert.equal(backlog.over, false);
     await blocked.session.close('test done');
     await moving.session.close('test done');

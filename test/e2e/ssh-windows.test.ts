@@ -1,0 +1,117 @@
+/**
+ * The receive windows the gateway grants SFTP channels (patched ssh2, see scripts/patch-dependencies.mjs):
+ * a channel opens with 256 KiB, grows to 2 MiB while few sessions are open, and to its share of a 32 MiB
+ * budget when many are. Observed from a real ssh2 client, whose channel tracks the window the server has
+ * granted it (`outgoing.window`), while it writes real SFTP WRITE packets to the real gateway process.
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import ssh2 from 'ssh2';
+import { PacketWriter } from '../../src/protocol/sftp/codec.js';
+import { OpenPflags, PacketType } from '../../src/protocol/sftp/constants.js';
+import { startGateway, type TestGateway } from '../support/gateway.js';
+
+type RawChannel = ssh2.ClientChannel & { outgoing: { window: number } };
+
+const KiB = 1024;
+
+describe('SFTP channel receive windows', () => {
+  let gw: TestGateway;
+  let key: Buffer;
+  const clients: ssh2.Client[] = [];
+  /** The window each channel opened with. */
+  const opened: number[] = [];
+
+  before(async () => {
+    gw = await startGateway();
+    key = await readFile(gw.key);
+  });
+  after(async () => {
+    for (const c of clients) c.end();
+    await gw.stop();
+  });
+
+  /** A logged-in sftp subsystem channel, INIT sent and VERSION read. */
+  async function openChannel(): Promise<RawChannel> {
+    const client = new ssh2.Client();
+    clients.push(client);
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', resolve).once('error', reject);
+      client.connect({ host: '127.0.0.1', port: gw.port, username: 'alice', privateKey: key });
+    });
+    const channel = await new Promise<RawChannel>((resolve, reject) =>
+      client.subsys('sftp', (err, ch) => (err ? reject(err) : resolve(ch as RawChannel))),
+    );
+    opened.push(channel.outgoing.window);
+    channel.write(new PacketWriter(PacketType.INIT).uint32(3).finish());
+    await new Promise((resolve) => channel.once('data', resolve));
+    return channel;
+  }
+
+  /**
+   * Opens `name` for writing, then writes `total` bytes; the largest window granted once the window the
+   * upload started with was used up (so every figure comes from a refill made during the upload).
+   */
+  async function upload(channel: RawChannel, name: string, total: number): Promise<number> {
+    const handle = await new Promise<Buffer>((resolve) => {
+      channel.once('data', (d: Buffer) => resolve(d.subarray(13, 13 + d.readUInt32BE(9))));
+      channel.write(
+        new PacketWriter(PacketType.OPEN)
+          .uint32(1)
+          .string(name)
+          .uint32(OpenPflags.WRITE | OpenPflags.CREAT | OpenPflags.TRUNC)
+          .uint32(0)
+          .finish(),
+      );
+    });
+    let largest = 0;
+    let sent = 0;
+    const initial = channel.outgoing.window;
+    const see = () => {
+      if (sent > initial) largest = Math.max(largest, channel.outgoing.window);
+    };
+    const block = Buffer.alloc(32 * KiB, 1);
+    const replies = new Promise<void>((resolve) => {
+      let statuses = 0;
+      channel.on('data', (d: Buffer) => {
+        // Each STATUS reply is 28 bytes ("Success" + "en"); several may arrive in one chunk.
+        statuses += d.length / 28;
+        see();
+        if (statuses >= total / block.length) resolve();
+      });
+    });
+    for (let offset = 0; offset < total; offset += block.length) {
+      const packet = new PacketWriter(PacketType.WRITE, block.length + 64)
+        .uint32(2 + offset / block.length)
+        .bytes(handle)
+        .uint64(offset)
+        .bytes(block)
+        .finish();
+      sent += packet.length;
+      if (!channel.write(packet)) await new Promise((resolve) => channel.once('drain', resolve));
+      see();
+    }
+    await replies;
+    channel.removeAllListeners('data');
+    return largest;
+  }
+
+  test('a channel opens with 256 KiB and, alone, grows to 2 MiB', async () => {
+    const channel = await openChannel();
+    assert.deepEqual(opened, [256 * KiB]);
+    const largest = await upload(channel, 'alone.bin', 8 * 1024 * KiB);
+    assert.ok(largest > 1024 * KiB, `window grew (largest ${largest})`);
+    assert.ok(largest <= 2048 * KiB, `window stays within 2 MiB (largest ${largest})`);
+  });
+
+  test('with 40 sessions open a channel is refilled only to its share of 32 MiB', async () => {
+    const channels = [await openChannel()];
+    for (let i = 1; i < 40; i++) channels.push(await openChannel());
+    // 32 MiB / 41 SFTP channels (one from the test above is still open), in whole 32 KiB packets.
+    const share = Math.floor((32 * 1024 * KiB) / 41 / (32 * KiB)) * 32 * KiB;
+    const largest = await upload(channels[0]!, 'crowded.bin', 8 * 1024 * KiB);
+    assert.ok(largest <= share, `window ${largest} within the share ${share}`);
+    assert.ok(largest > share / 2, `window ${largest} was refilled`);
+  });
+});
