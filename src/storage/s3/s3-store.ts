@@ -31,6 +31,7 @@ import type {
   StoreStatfs,
   WriterOptions,
 } from '../object-store.js';
+import { AsyncSha256 } from './async-sha256.js';
 import { type ResolvedS3StoreConfig, resolveS3StoreConfig, type S3StoreConfig } from './config.js';
 import { copySource, type S3Context } from './context.js';
 import { isNotFound, mapS3Error, s3Status } from './errors.js';
@@ -71,6 +72,7 @@ export class S3Store implements ObjectStore {
       ...(c.forcePathStyle !== undefined ? { forcePathStyle: c.forcePathStyle } : {}),
       credentials: c.credentials ?? fromNodeProviderChain(),
       maxAttempts: c.maxAttempts,
+      sha256: AsyncSha256,
       // Stores without flexible checksums reject or mangle what current SDKs send by default.
       requestChecksumCalculation: c.checksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
       responseChecksumValidation: c.compatibility === 'aws' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
