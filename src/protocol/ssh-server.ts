@@ -502,16 +502,12 @@ export class SshGateway {
    * channel, so the mark follows the window: a paused channel holds at most about two windows.
    */
   private resizeWindows(): void {
-    const window = this.windowShare(this.sftpChannels.size);
+    const share = Math.floor(WINDOW_BUDGET / Math.max(1, this.sftpChannels.size) / 32768) * 32768;
+    const window = Math.max(MIN_CHANNEL_WINDOW, Math.min(MAX_CHANNEL_WINDOW, share));
     for (const channel of this.sftpChannels) {
       channel.maxWindow = window;
       (channel as unknown as { _readableState: { highWaterMark: number } })._readableState.highWaterMark = window;
     }
-  }
-
-  private windowShare(channels: number): number {
-    const share = Math.floor(WINDOW_BUDGET / Math.max(1, channels) / 32768) * 32768;
-    return Math.max(MIN_CHANNEL_WINDOW, Math.min(MAX_CHANNEL_WINDOW, share));
   }
 }
 

@@ -28,12 +28,14 @@ export function handlePacket(id: number, handle: Buffer): Buffer {
   return new PacketWriter(PacketType.HANDLE, 16 + handle.length).uint32(id).bytes(handle).finish();
 }
 
-export function dataPacket(id: number, data: Buffer): Buffer {
-  return new PacketWriter(PacketType.DATA, 16 + data.length).uint32(id).bytes(data).finish();
-}
-
 /** Length, type, request id and data length: what precedes the bytes of a DATA reply. */
 export const DATA_HEADER_BYTES = 13;
+
+export function dataPacket(id: number, data: Buffer): Buffer {
+  const buf = Buffer.allocUnsafe(DATA_HEADER_BYTES + data.length);
+  data.copy(buf, DATA_HEADER_BYTES);
+  return dataHeader(buf, id, data.length);
+}
 
 /** Writes the header of a DATA reply whose `count` data bytes already sit after it; the reply. */
 export function dataHeader(buf: Buffer, id: number, count: number): Buffer {

@@ -94,7 +94,7 @@ export class LocalStore implements ObjectStore {
       last = entry.key;
       count++;
     }
-    if (count === 0 && !(await bucketFound)) throw new GatewayError('NotFound', `no such bucket: ${bucket}`);
+    if (count === 0 && !(await bucketFound)) throw noSuchBucket(bucket);
     return page;
   }
 
@@ -362,9 +362,8 @@ export class LocalStore implements ObjectStore {
     await Promise.all([...this.openWriters].map((w) => w.abort('store closed')));
   }
 
-  /** Moves a finished temp file into place; with `exclusive`, fails if the key exists. */
   /**
-   * Moves a finished temp file to its key. The rename is tried first and the folders are created only if
+   * Moves a finished temp file to its key; with `exclusive`, fails if the key exists. The rename is tried first and the folders are created only if
    * it fails for want of them, so a small upload costs one system call here instead of five (mkdir, stat of
    * the folder, stat of the target, rename, stat). `written` is the temp file's fstat taken before close:
    * rename and link keep the inode, size and mtime the object's ETag is made of.
@@ -395,14 +394,14 @@ export class LocalStore implements ObjectStore {
       if (code === 'EISDIR' || (code === 'EEXIST' && (await isDir())))
         throw new GatewayError('IsADirectory', `is a directory: /${bucket}/${key}`);
       if (code === 'EEXIST') throw new GatewayError('AlreadyExists', `already exists: /${bucket}/${key}`);
-      if (code === 'ENOTDIR') throw new GatewayError('NotADirectory', `a file is in the way of /${bucket}/${key}`);
+      if (code === 'ENOTDIR') throw fileInTheWay(bucket, key);
       throw e;
     }
     return infoOf(key, written ?? (await fs.stat(file)));
   }
 
   private async requireBucket(bucket: string): Promise<void> {
-    if (!(await this.bucketExists(bucket))) throw new GatewayError('NotFound', `no such bucket: ${bucket}`);
+    if (!(await this.bucketExists(bucket))) throw noSuchBucket(bucket);
   }
 
   private bucketPath(bucket: string): string {
@@ -560,11 +559,18 @@ function compareSegments(a: string, b: string): number {
 async function mkdirp(dir: string, bucket: string, key: string): Promise<void> {
   await fs.mkdir(dir, { recursive: true }).catch((e) => {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' || code === 'ENOTDIR') {
-      throw new GatewayError('NotADirectory', `a file is in the way of /${bucket}/${key}`);
-    }
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw fileInTheWay(bucket, key);
     throw storeError('mkdir', e);
   });
+}
+
+function noSuchBucket(bucket: string): GatewayError {
+  return new GatewayError('NotFound', `no such bucket: ${bucket}`);
+}
+
+/** A file where `key` needs a folder (one of its parents). */
+function fileInTheWay(bucket: string, key: string): GatewayError {
+  return new GatewayError('NotADirectory', `a file is in the way of /${bucket}/${key}`);
 }
 
 function tempName(): string {

@@ -1,7 +1,9 @@
-import type { S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '../../observability/logger.js';
 import type { MemoryBudget } from '../memory-budget.js';
+import type { ObjectInfo } from '../object-store.js';
 import type { ResolvedS3StoreConfig } from './config.js';
+import { isNotFound, mapS3Error } from './errors.js';
 import type { PartPool } from './part-pool.js';
 
 /** What the S3Store shares with its writers, readers and janitor. */
@@ -19,4 +21,23 @@ export interface S3Context {
 /** `CopySource` is not encoded by the SDK; keys may hold any character. */
 export function copySource(bucket: string, key: string): string {
   return `${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/** An object's info from the headers of a HEAD or GET; `size` for a ranged GET, whose length is a part. */
+export function objectInfo(
+  key: string,
+  r: { ContentLength?: number; LastModified?: Date; ETag?: string },
+  size = r.ContentLength ?? 0,
+): ObjectInfo {
+  return { key, size, lastModified: r.LastModified ?? new Date(0), etag: r.ETag ?? '' };
+}
+
+/** HEAD of `key`: its info, or undefined when there is no such object. */
+export async function headObject(client: S3Client, bucket: string, key: string): Promise<ObjectInfo | undefined> {
+  try {
+    return objectInfo(key, await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw mapS3Error('HeadObject', err, `${bucket}/${key}`);
+  }
 }

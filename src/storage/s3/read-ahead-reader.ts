@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, type GetObjectCommandOutput, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import { GatewayError } from '../../errors.js';
 import type { Release } from '../memory-budget.js';
 import type { ObjectInfo, ObjectReader } from '../object-store.js';
-import type { S3Context } from './context.js';
+import { headObject, objectInfo, type S3Context } from './context.js';
 import { isNotFound, mapS3Error, s3Status } from './errors.js';
 import { destroyBody } from './multipart-writer.js';
 
@@ -100,18 +100,13 @@ export class S3ReadAheadReader implements ObjectReader {
       } catch (err) {
         if (isNotFound(err)) return undefined;
         if (s3Status(err) !== 416) throw mapS3Error('GetObject', err, where);
-        const info = await headObject(ctx, bucket, key);
+        const info = await headObject(ctx.client, bucket, key);
         if (!info) return undefined;
         const reader = new S3ReadAheadReader(ctx, bucket, info);
         reader.gets = 1;
         return reader;
       }
-      const info: ObjectInfo = {
-        key,
-        size: objectSize(res),
-        lastModified: res.LastModified ?? new Date(0),
-        etag: res.ETag ?? '',
-      };
+      const info = objectInfo(key, res, objectSize(res));
       const reader = new S3ReadAheadReader(ctx, bucket, info);
       reader.gets = 1;
       if ((res.ContentLength ?? 0) > C) {
@@ -163,7 +158,7 @@ export class S3ReadAheadReader implements ObjectReader {
     const size = this.info.size;
     if (offset >= size || length <= 0) return Buffer.alloc(0);
     const end = Math.min(size, offset + length);
-    const window = this.#chunkSize * (this.#ctx.config.readAheadChunks + 1);
+    const window = this.#cap();
     // Tolerant of SFTP clients with many requests in flight, which arrive slightly out of order.
     const near = offset >= this.#expected - window && offset <= this.#expected + window;
     if (near && offset >= this.#base) return this.#windowed(offset, end, into);
@@ -350,18 +345,22 @@ export class S3ReadAheadReader implements ObjectReader {
   }
 
   async #open(s: Stream, from: number, to: number): Promise<Readable> {
+    return (await this.#get(from, to, s.ac.signal)).Body as Readable;
+  }
+
+  /** A GET of [from, to) pinned to the opened version (If-Match), errors mapped. */
+  async #get(from: number, to: number, signal: AbortSignal): Promise<GetObjectCommandOutput> {
     this.gets++;
     try {
-      const res = await this.#ctx.client.send(
+      return await this.#ctx.client.send(
         new GetObjectCommand({
           Bucket: this.#bucket,
           Key: this.info.key,
           Range: `bytes=${from}-${to - 1}`,
           IfMatch: this.info.etag,
         }),
-        { abortSignal: s.ac.signal },
+        { abortSignal: signal },
       );
-      return res.Body as Readable;
     } catch (err) {
       throw mapS3Error('GetObject', err, `${this.#bucket}/${this.info.key}`);
     }
@@ -407,26 +406,14 @@ export class S3ReadAheadReader implements ObjectReader {
 
   async #exact(start: number, end: number): Promise<Buffer> {
     const release = await this.#ctx.budget.acquire(end - start, this.#ac.signal);
-    const key = this.info.key;
-    this.gets++;
-    let body: unknown;
+    let body: GetObjectCommandOutput['Body'];
     try {
-      const res = await this.#ctx.client.send(
-        new GetObjectCommand({
-          Bucket: this.#bucket,
-          Key: key,
-          Range: `bytes=${start}-${end - 1}`,
-          IfMatch: this.info.etag,
-        }),
-        { abortSignal: this.#ac.signal },
-      );
-      body = res.Body;
-      const bytes = await res.Body!.transformToByteArray();
-      body = undefined;
+      body = (await this.#get(start, end, this.#ac.signal)).Body;
+      const bytes = await body!.transformToByteArray();
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (err) {
       destroyBody(body);
-      throw mapS3Error('GetObject', err, `${this.#bucket}/${key}`);
+      throw mapS3Error('GetObject', err, `${this.#bucket}/${this.info.key}`);
     } finally {
       release();
     }
@@ -442,14 +429,4 @@ function discard(body: Promise<Readable>): void {
 function objectSize(res: GetObjectCommandOutput): number {
   const total = /\/(\d+)\s*$/.exec(res.ContentRange ?? '');
   return total ? Number(total[1]) : (res.ContentLength ?? 0);
-}
-
-async function headObject(ctx: S3Context, bucket: string, key: string): Promise<ObjectInfo | undefined> {
-  try {
-    const r = await ctx.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-    return { key, size: r.ContentLength ?? 0, lastModified: r.LastModified ?? new Date(0), etag: r.ETag ?? '' };
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw mapS3Error('HeadObject', err, `${bucket}/${key}`);
-  }
 }

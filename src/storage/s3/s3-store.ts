@@ -33,7 +33,7 @@ import type {
 } from '../object-store.js';
 import { AsyncSha256 } from './async-sha256.js';
 import { type ResolvedS3StoreConfig, resolveS3StoreConfig, type S3StoreConfig } from './config.js';
-import { copySource, type S3Context } from './context.js';
+import { copySource, headObject, objectInfo, type S3Context } from './context.js';
 import { isNotFound, mapS3Error, s3Status } from './errors.js';
 import { MultipartJanitor } from './janitor.js';
 import { S3MultipartWriter } from './multipart-writer.js';
@@ -84,11 +84,12 @@ export class S3Store implements ObjectStore {
     });
     if (deps.onRequest) observeS3Requests(this.client, deps.onRequest);
     for (const b of c.janitorBuckets) this.#buckets.add(b);
+    const budget = deps.budget ?? sharedMemoryBudget();
     this.#ctx = {
       client: this.client,
       config: c,
-      budget: deps.budget ?? sharedMemoryBudget(),
-      parts: partPoolFor(deps.budget ?? sharedMemoryBudget()),
+      budget,
+      parts: partPoolFor(budget),
       log: deps.logger ?? silentLogger(),
       noteBucket: (b) => this.#buckets.add(b),
     };
@@ -110,19 +111,8 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async head(bucket: string, key: string): Promise<ObjectInfo | undefined> {
-    try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return {
-        key,
-        size: r.ContentLength ?? 0,
-        lastModified: r.LastModified ?? new Date(0),
-        etag: r.ETag ?? '',
-      };
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw mapS3Error('HeadObject', err, `${bucket}/${key}`);
-    }
+  head(bucket: string, key: string): Promise<ObjectInfo | undefined> {
+    return headObject(this.client, bucket, key);
   }
 
   async list(bucket: string, options: ListOptions): Promise<ListPage> {
@@ -256,12 +246,7 @@ export class S3Store implements ObjectStore {
     } catch (err) {
       throw mapS3Error('HeadObject', err, from);
     }
-    const info: ObjectInfo = {
-      key: source.key,
-      size: head.ContentLength ?? 0,
-      lastModified: head.LastModified ?? new Date(0),
-      etag: head.ETag ?? '',
-    };
+    const info = objectInfo(source.key, head);
     if (info.size > this.config.copyPartThreshold) {
       const w = new S3MultipartWriter(
         this.#ctx,
