@@ -19,6 +19,7 @@ import {
   type S3Gateway,
   sdkClient,
   startS3Gateway,
+  stopS3Lane,
 } from '../support/s3-e2e.js';
 
 clearAwsEnv();
@@ -36,22 +37,9 @@ describe('OpenSSH sftp and scp against the gateway on a plain S3 store (compatib
     g = await startS3Gateway(s3, { storage: { compatibility: 'generic' } });
     work = await tempDir('s3-plain');
   });
-  after(async () => {
-    const code = await g?.gw.stop();
-    client?.destroy();
-    await s3?.stop();
-    assert.equal(code, 0, 'the gateway exits 0 on SIGTERM');
-  });
+  after(() => stopS3Lane({ g, client, s3 }));
 
-  const ok = async (commands: string) => {
-    const r = await g.sftp(commands);
-    assert.equal(
-      r.code,
-      0,
-      `sftp failed:\n${commands}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`,
-    );
-    return r;
-  };
+  const ok = (commands: string) => g.sftpOk(commands);
   const fails = async (commands: string, pattern: RegExp) => {
     const r = await g.sftp(commands);
     assert.notEqual(

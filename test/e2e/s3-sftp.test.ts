@@ -32,6 +32,7 @@ import {
   sdkClient,
   spawnSftp,
   startS3Gateway,
+  stopS3Lane,
   waitFor,
 } from '../support/s3-e2e.js';
 
@@ -51,25 +52,9 @@ describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () =>
     g = await startS3Gateway(s3);
     work = await tempDir('s3-client');
   });
-  after(async () => {
-    const code = await g?.gw.stop();
-    client?.destroy();
-    await s3?.stop();
-    assert.equal(code, 0, 'the gateway exits 0 on SIGTERM');
-  });
+  after(() => stopS3Lane({ g, client, s3 }));
 
-  const ok = async (
-    commands: string,
-    o: { extraArgs?: string[]; user?: string } = {},
-  ) => {
-    const r = await g.sftp(commands, o);
-    assert.equal(
-      r.code,
-      0,
-      `sftp failed:\n${commands}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`,
-    );
-    return r;
-  };
+  const ok = (commands: string, o: { extraArgs?: string[]; user?: string } = {}) => g.sftpOk(commands, o);
   const fails = async (
     commands: string,
     pattern: RegExp,

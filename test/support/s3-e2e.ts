@@ -3,6 +3,7 @@
  * gateway whose users live in the test bucket, an SDK client to look behind the gateway's back, and
  * the Swift proxy's access log as the record of which S3 requests were really sent.
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -80,6 +81,11 @@ export interface S3Gateway {
     commands: string,
     options?: { user?: string; key?: string; extraArgs?: string[] },
   ): Promise<RunResult>;
+  /** As sftp(), and asserts that it succeeded (the failure message shows the commands and the output). */
+  sftpOk(
+    commands: string,
+    options?: { user?: string; key?: string; extraArgs?: string[] },
+  ): Promise<RunResult>;
   /** scp as alice; `args` are the source and target. */
   scp(...args: string[]): Promise<RunResult>;
   sshArgs(): string[];
@@ -110,11 +116,17 @@ export async function startS3Gateway(
       { UserName: 'bob', HomeDirectory: `/${s3.bucket}`, SshPublicKeys: [pub] },
     ],
   });
+  const sftp = (commands: string, o = {}) => gw.sftp(commands, { key, ...o });
   return {
     gw,
     key,
     prefix,
-    sftp: (commands, o = {}) => gw.sftp(commands, { key, ...o }),
+    sftp,
+    async sftpOk(commands, o = {}) {
+      const r = await sftp(commands, o);
+      assert.equal(r.code, 0, `sftp failed:\n${commands}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+      return r;
+    },
     scp: (...args) =>
       run('scp', [...gw.sshArgs(key), ...args], { timeoutMs: 300_000 }),
     sshArgs: () => gw.sshArgs(key),
@@ -265,4 +277,12 @@ export function killGroup(child: ChildProcess): void {
   } catch {
     // already gone
   }
+}
+
+/** Stops what an S3 test file started (whatever of it did start) and checks the gateway exited 0. */
+export async function stopS3Lane(lane: { g?: S3Gateway; client?: S3Client; s3?: S3TestServer }): Promise<void> {
+  const code = await lane.g?.gw.stop();
+  lane.client?.destroy();
+  await lane.s3?.stop();
+  assert.equal(code, 0, 'the gateway exits 0 on SIGTERM');
 }
