@@ -29,6 +29,8 @@ const WRITE_BACKLOG_LIMIT = 16 * 1024 * 1024;
 const WINDOW_BUDGET = 32 * 1024 * 1024;
 const MIN_CHANNEL_WINDOW = 256 * 1024;
 const MAX_CHANNEL_WINDOW = 4 * 1024 * 1024;
+/** Buffered bytes at which a paused SFTP channel stops refilling its window (see resizeWindows). */
+const PAUSED_CHANNEL_MARK = 64 * 1024;
 
 /** An ssh2 channel with the patched, per-channel receive window. */
 type WindowedChannel = ssh2.ServerChannel & { maxWindow?: number };
@@ -498,15 +500,19 @@ export class SshGateway {
 
   /**
    * Shares WINDOW_BUDGET among the open SFTP channels (whole 32 KiB packets each). ssh2 refills a window
-   * until its stream buffers a high-water mark's worth (2 MiB), also while the session has paused the
-   * channel, so the mark follows the window: a paused channel holds at most about two windows.
+   * until its stream buffers a high-water mark's worth (2 MiB by default), also while the session has
+   * paused the channel: with the mark at the window, a paused channel held about two windows (64 MiB of
+   * the peak with 64 concurrent uploads on S3). With a small mark it stops refilling as soon as data
+   * waits, so a paused channel holds at most about one window; a flowing channel passes data on at once
+   * and is not affected.
    */
   private resizeWindows(): void {
     const share = Math.floor(WINDOW_BUDGET / Math.max(1, this.sftpChannels.size) / 32768) * 32768;
     const window = Math.max(MIN_CHANNEL_WINDOW, Math.min(MAX_CHANNEL_WINDOW, share));
     for (const channel of this.sftpChannels) {
       channel.maxWindow = window;
-      (channel as unknown as { _readableState: { highWaterMark: number } })._readableState.highWaterMark = window;
+      (channel as unknown as { _readableState: { highWaterMark: number } })._readableState.highWaterMark =
+        PAUSED_CHANNEL_MARK;
     }
   }
 }

@@ -29,6 +29,20 @@ describe('AsyncSha256 (SigV4 hashing off the event loop)', () => {
     assert.equal(hex(await k.digest()), want);
   });
 
+  it('gives each of many concurrent large digests its own result (they run one at a time)', async () => {
+    const inputs = Array.from({ length: 6 }, (_, i) => Buffer.alloc(512 * 1024 + i, i + 1));
+    const digests = await Promise.all(
+      inputs.map((data) => {
+        const h = new AsyncSha256();
+        h.update(data);
+        return h.digest();
+      }),
+    );
+    digests.forEach((d, i) =>
+      assert.equal(hex(d), createHash('sha256').update(inputs[i]!).digest('hex'), `input ${i}`),
+    );
+  });
+
   it('starts over after digest and reset', async () => {
     const h = new AsyncSha256();
     h.update('a');
