@@ -53,4 +53,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch(process.env.SFTP_GATEWAY_HEALTH_URL).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # SIGTERM: stop accepting, let transfers finish up to server.shutdownDeadlineSeconds, abort the rest, exit 0.
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/src/main.js", "--config", "/etc/sftp-gateway/gateway.yaml"]
+# --max-semi-space-size=2: V8's young generation stays at 2 x 2 MiB instead of growing to 2 x 16 MiB
+# under load: 64 concurrent 64 MiB uploads on S3 peaked 27 MiB lower at the same MB/s (bench,
+# 2026-11-23). The bench and `npm start` use the same flag.
+CMD ["node", "--max-semi-space-size=2", "dist/src/main.js", "--config", "/etc/sftp-gateway/gateway.yaml"]

@@ -288,6 +288,9 @@ export interface GatewayServer extends SftpServer {
   gateway: BenchGateway;
 }
 
+/** Node flags the container image runs the gateway with (Dockerfile CMD): the bench measures the same. */
+const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=2'];
+
 /** Starts dist/src/main.js with `nodeArgs` (node's own flags, e.g. --cpu-prof) in a fresh folder. */
 async function launchGateway(
   config: Record<string, unknown>,
@@ -299,7 +302,7 @@ async function launchGateway(
   await writeFile(configFile, stringify(config));
   const child = spawn(
     process.execPath,
-    [...nodeArgs, path.join(ROOT, 'dist/src/main.js'), '--config', configFile],
+    [...GATEWAY_NODE_FLAGS, ...nodeArgs, path.join(ROOT, 'dist/src/main.js'), '--config', configFile],
     {
       cwd: dir,
       env: { ...process.env, ...env },
