@@ -24,6 +24,7 @@ import type {
   UserFileSystem,
   WriteHandle,
 } from './types.js';
+import { MAX_LEARNT_SUBDIRS, SubdirCache } from './subdir-cache.js';
 import { ObjectWriteHandle, type WriteEndResult } from './write-handle.js';
 
 export interface ObjectFileSystemOptions {
@@ -61,6 +62,7 @@ export class ObjectFileSystem implements UserFileSystem {
   readonly home: string;
   private readonly store: ObjectStore;
   private readonly dirCache = new Map<string, number>();
+  private readonly subdirs = new SubdirCache();
 
   constructor(private readonly options: ObjectFileSystemOptions) {
     this.store = options.store;
@@ -110,7 +112,9 @@ export class ObjectFileSystem implements UserFileSystem {
     this.check('list', located);
     const st = await this.statLocated(located);
     if (st.type !== 'directory') throw notADirectory(p);
-    return new PrefixDirHandle(p, this.store, r.location, this.options.hiddenPrefix);
+    return new PrefixDirHandle(p, this.store, r.location, this.options.hiddenPrefix, (names, at) =>
+      this.subdirs.learn(r.location, names, at),
+    );
   }
 
   async open(path: string, flags: OpenFlags): Promise<ReadHandle | WriteHandle> {
@@ -161,10 +165,14 @@ export class ObjectFileSystem implements UserFileSystem {
     this.check('write', located);
     const { bucket, key } = located.location;
     if (key === '') throw isADirectory(located.path);
-    // One parallel round trip: the object, whether a directory of that name exists, and the parent.
+    // At most one parallel round trip: the object, whether a directory of that name exists, and the
+    // parent. A new file replacing whatever is there (sftp put) skips the first two when this session
+    // knows the directory's subdirectories, so that a small upload costs the store a single request.
+    const noDirectory = located.fileOnly || this.knownNotADirectory(located);
+    const replaces = flags.create && flags.truncate && !flags.exclusive;
     const [existing, directoryBelow, parent] = await Promise.all([
-      this.store.head(bucket, key),
-      located.fileOnly ? Promise.resolve(false) : this.hasKeysBelow(located.location),
+      replaces && noDirectory ? Promise.resolve(undefined) : this.store.head(bucket, key),
+      noDirectory ? Promise.resolve(false) : this.hasKeysBelow(located.location),
       located.fileOnly ? Promise.resolve<FileStat | undefined>(dirStat(EPOCH)) : this.parentStat(located),
     ]);
     if (!existing) {
@@ -200,7 +208,11 @@ export class ObjectFileSystem implements UserFileSystem {
     if (self) throw alreadyExists(located.path);
     if (parent?.type !== 'directory') throw notFound(parentOf(located.path));
     const { bucket, key } = located.location;
+    const at = Date.now();
     await this.store.put(bucket, `${key}/`, Buffer.alloc(0));
+    this.dirCache.set(`${bucket}/${key}`, at);
+    this.subdirs.learn(located.location, [], at);
+    this.noteSubdirectory(located);
   }
 
   async rmdir(path: string): Promise<void> {
@@ -268,6 +280,7 @@ export class ObjectFileSystem implements UserFileSystem {
     if (dstStat) throw alreadyExists(target.path);
     if (this.options.access.checksEachKey) await this.checkEachKey(source, target);
     await this.renameDirectory(source.location, target.location);
+    this.noteSubdirectory(target);
     this.dirCache.clear();
   }
 
@@ -424,6 +437,26 @@ export class ObjectFileSystem implements UserFileSystem {
     });
   }
 
+  /** The store directory holding `located` and its name there, when it is a plain child of its parent. */
+  private parentLocation(located: Located): { dir: StoreLocation; name: string } | undefined {
+    const r = this.options.namespace.resolve(parentOf(located.path));
+    if (r.kind !== 'store' || r.fileOnly) return undefined;
+    const name = baseName(located.path);
+    const { bucket, key } = located.location;
+    if (r.location.bucket !== bucket || dirPrefix(r.location.key) + name !== key) return undefined;
+    return { dir: r.location, name };
+  }
+
+  private knownNotADirectory(located: Located): boolean {
+    const p = this.parentLocation(located);
+    return p !== undefined && this.subdirs.knownNotADirectory(p.dir, p.name);
+  }
+
+  private noteSubdirectory(located: Located): void {
+    const p = this.parentLocation(located);
+    if (p) this.subdirs.added(p.dir, p.name);
+  }
+
   private async isDirectory(located: Located): Promise<boolean> {
     return (await this.statLocated(located).catch(() => undefined))?.type === 'directory';
   }
@@ -475,9 +508,14 @@ class PrefixDirHandle implements DirHandle {
     private readonly store: ObjectStore,
     private readonly location: StoreLocation,
     private readonly hiddenPrefix?: string,
+    /** Told the subdirectories' names once the whole listing has been read, and when it started. */
+    private readonly onComplete?: (subdirs: string[], startedAt: number) => void,
   ) {
     this.prefix = dirPrefix(location.key);
   }
+
+  private readonly startedAt = Date.now();
+  private subdirNames: string[] | undefined = [];
 
   async next(max: number): Promise<DirEntry[] | undefined> {
     while (this.buffered.length === 0 && !this.exhausted) {
@@ -492,6 +530,10 @@ class PrefixDirHandle implements DirHandle {
       if (this.prefix === '' && this.hiddenPrefix) {
         this.buffered = this.buffered.filter((e) => e.name !== this.hiddenPrefix);
       }
+      if (this.subdirNames && this.subdirNames.length + page.prefixes.length <= MAX_LEARNT_SUBDIRS) {
+        for (const e of this.buffered) if (e.stat.type === 'directory') this.subdirNames.push(e.name);
+      } else this.subdirNames = undefined;
+      if (this.exhausted && this.subdirNames) this.onComplete?.(this.subdirNames, this.startedAt);
     }
     if (this.buffered.length === 0) return undefined;
     return this.buffered.splice(0, max);
