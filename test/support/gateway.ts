@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,8 +36,21 @@ export function run(
   });
 }
 
+const madeDirs: string[] = [];
+
+/**
+ * A fresh folder under the system temp dir, removed when the test file's process exits (files of one
+ * e2e run weigh up to 800 MiB; SFTPGW_KEEP_TEST_DIRS=1 keeps them for a look after a failure).
+ */
 export async function tempDir(prefix: string): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), `sftpgw-${prefix}-`));
+  const dir = await mkdtemp(path.join(os.tmpdir(), `sftpgw-${prefix}-`));
+  if (madeDirs.length === 0 && !process.env.SFTPGW_KEEP_TEST_DIRS) {
+    process.on('exit', () => {
+      for (const d of madeDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  madeDirs.push(dir);
+  return dir;
 }
 
 /** Generates a key pair with ssh-keygen; returns the private key path (public key at `.pub`). */
