@@ -18,6 +18,16 @@ export function formatLongname(name: string, stat: FileStat, now: Date = new Dat
 
 /** `drwxr-xr-x` style: type letter then rwx triplets (setuid/setgid/sticky are never reported). */
 export function modeString(stat: Pick<FileStat, 'type' | 'permissions'>): string {
+  // Listings format thousands of entries with a handful of modes: each string is built once.
+  const id = (stat.type === 'directory' ? 0x10000 : 0) | (stat.permissions & 0o777);
+  let out = MODE_STRINGS.get(id);
+  if (out === undefined) MODE_STRINGS.set(id, (out = buildModeString(stat)));
+  return out;
+}
+
+const MODE_STRINGS = new Map<number, string>();
+
+function buildModeString(stat: Pick<FileStat, 'type' | 'permissions'>): string {
   let out = stat.type === 'directory' ? 'd' : '-';
   for (let shift = 6; shift >= 0; shift -= 3) {
     const bits = (stat.permissions >> shift) & 7;

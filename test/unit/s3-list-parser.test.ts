@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decodeXmlText, ListParseError, parseListObjectsV2 } from '../../src/storage/s3/list-objects.js';
+
+// Shaped as AWS S3 answers (whitespace between elements as Swift and MinIO send it, none as AWS does).
+const PAGE = `<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>bucket</Name>
+  <Prefix>home/alice/</Prefix>
+  <KeyCount>4</KeyCount>
+  <MaxKeys>3</MaxKeys>
+  <Delimiter>/</Delimiter>
+  <IsTruncated>true</IsTruncated>
+  <NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>
+  <Contents><Key>home/alice/</Key><LastModified>2026-11-20T10:00:00.000Z</LastModified><ETag>"d41d8cd98f00b204e9800998ecf8427e"</ETag><Size>0</Size><StorageClass>STANDARD</StorageClass></Contents>
+  <Contents>
+    <Key>home/alice/a &amp; b &lt;c&gt; &quot;d&quot; &apos;e&apos; &#233;&#x1F600;.txt</Key>
+    <LastModified>2026-11-21T11:22:33.456Z</LastModified>
+    <ETag>&quot;9b2cf535f27731c974343645a3985328-3&quot;</ETag>
+    <ChecksumAlgorithm>CRC32</ChecksumAlgorithm>
+    <Size>5242880000</Size>
+    <Owner><ID>75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a</ID><DisplayName>x</DisplayName></Owner>
+    <StorageClass>STANDARD</StorageClass>
+  </Contents>
+  <CommonPrefixes><Prefix>home/alice/docs/</Prefix></CommonPrefixes>
+  <CommonPrefixes><Prefix>home/alice/ünï/</Prefix></CommonPrefixes>
+</ListBucketResult>`;
+
+describe('parseListObjectsV2', () => {
+  it('reads objects, prefixes and the continuation token of a page', () => {
+    const page = parseListObjectsV2(PAGE);
+    assert.deepEqual(page, {
+      objects: [
+        {
+          key: 'home/alice/',
+          size: 0,
+          lastModified: new Date('2026-11-20T10:00:00.000Z'),
+          etag: '"d41d8cd98f00b204e9800998ecf8427e"',
+        },
+        {
+          key: `home/alice/a & b <c> "d" 'e' é😀.txt`,
+          size: 5242880000,
+          lastModified: new Date('2026-11-21T11:22:33.456Z'),
+          etag: '"9b2cf535f27731c974343645a3985328-3"',
+        },
+      ],
+      prefixes: ['home/alice/docs/', 'home/alice/ünï/'],
+      nextToken: '1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=',
+    });
+  });
+
+  it('gives no token for the last page, and an empty result for an empty listing', () => {
+    const last = PAGE.replace('<IsTruncated>true</IsTruncated>', '<IsTruncated>false</IsTruncated>');
+    assert.equal(parseListObjectsV2(last).nextToken, undefined);
+    const empty =
+      '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix/><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>';
+    assert.deepEqual(parseListObjectsV2(empty), { objects: [], prefixes: [] });
+  });
+
+  it('reads an empty Prefix of a common prefix written as <Prefix/>', () => {
+    const xml = '<ListBucketResult><CommonPrefixes><Prefix/></CommonPrefixes></ListBucketResult>';
+    assert.deepEqual(parseListObjectsV2(xml).prefixes, ['']);
+  });
+
+  it('gives up (and the SDK parses instead) on anything it does not expect', () => {
+    const refuse = (xml: string, why: RegExp) =>
+      assert.throws(() => parseListObjectsV2(xml), (e) => e instanceof ListParseError && why.test(e.message));
+    refuse('<Error><Code>NoSuchBucket</Code></Error>', /no ListBucketResult/);
+    refuse('<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>', /without a Key/);
+    refuse('<ListBucketResult><Contents><Key>a</Key><Size>-1</Size></Contents></ListBucketResult>', /bad Size/);
+    refuse('<ListBucketResult><Contents><Key>a</Key><LastModified>never</LastModified></Contents></ListBucketResult>', /bad LastModified/);
+    refuse('<ListBucketResult><Contents><Key>a</Key>', /unterminated Contents/);
+    refuse('<ListBucketResult><Contents><Key>a &nbsp; b</Key></Contents></ListBucketResult>', /unknown entity/);
+    refuse('<ListBucketResult><Contents><Key enc="x">a</Key></Contents></ListBucketResult>', /attributes/);
+    refuse('<ListBucketResult><Contents><Key><![CDATA[a]]></Key></Contents></ListBucketResult>', /markup/);
+  });
+});
+
+describe('decodeXmlText', () => {
+  it('decodes named and numeric references and normalizes line ends', () => {
+    assert.equal(decodeXmlText('a&amp;b&#65;&#x42;\r\nc\rd'), 'a&bAB\nc\nd');
+    assert.equal(decodeXmlText('plain'), 'plain');
+  });
+  it('refuses a bare ampersand and references out of range', () => {
+    assert.throws(() => decodeXmlText('a & b'), ListParseError);
+    assert.throws(() => decodeXmlText('&#x110000;'), ListParseError);
+  });
+});
