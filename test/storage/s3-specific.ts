@@ -5,12 +5,16 @@ import {
   AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
 import { isGatewayError } from '../../src/errors.js';
 import { MemoryBudget } from '../../src/storage/memory-budget.js';
 import { MiB } from '../../src/storage/s3/config.js';
+import type { ListPage } from '../../src/storage/object-store.js';
 import { journalKey } from '../../src/storage/s3/journal.js';
+import { listParsing } from '../../src/storage/s3/list-objects.js';
 import type { S3ReadAheadReader } from '../../src/storage/s3/read-ahead-reader.js';
 import { S3Store } from '../../src/storage/s3/s3-store.js';
 import { readAll } from './contract.js';
@@ -56,6 +60,41 @@ export function s3SpecificTests(name: string, compat: boolean, skip: string | un
     });
     after(async () => {
       await f?.cleanup();
+    });
+
+    it('reads listing pages with its own parser, exactly as the SDK reads them', async () => {
+      const dir = `${prefix}names/`;
+      const names = ['a&b', '<tag>', 'say "hi"', 'it\'s', 'é😀', 'sp ace', '100%', 'tab\there', 'sub/x'];
+      for (const n of names) {
+        await f.store.client.send(new PutObjectCommand({ Bucket: f.bucket, Key: dir + n, Body: n }));
+      }
+      const before = { ...listParsing };
+      const ours: ListPage[] = [];
+      let token: string | undefined;
+      do {
+        const page = await f.store.list(f.bucket, { prefix: dir, delimiter: '/', maxKeys: 3, continuationToken: token });
+        ours.push(page);
+        token = page.nextToken;
+      } while (token);
+      assert.ok(listParsing.ours - before.ours >= ours.length, 'every page went through our parser');
+      assert.equal(listParsing.sdk, before.sdk, 'no page was given back to the SDK');
+      // The same pages through the SDK's own parser (a plain command has no parser middleware).
+      const sdk: ListPage[] = [];
+      token = undefined;
+      do {
+        const r: ListObjectsV2CommandOutput = await f.store.client.send(
+          new ListObjectsV2Command({ Bucket: f.bucket, Prefix: dir, Delimiter: '/', MaxKeys: 3, ContinuationToken: token }),
+        );
+        sdk.push({
+          objects: (r.Contents ?? []).map((o) => ({ key: o.Key!, size: o.Size!, lastModified: o.LastModified!, etag: o.ETag! })),
+          prefixes: (r.CommonPrefixes ?? []).map((p) => p.Prefix!),
+          ...(r.IsTruncated && r.NextContinuationToken ? { nextToken: r.NextContinuationToken } : {}),
+        });
+        token = r.NextContinuationToken;
+      } while (token);
+      assert.deepEqual(ours, sdk);
+      const listed = ours.flatMap((p) => [...p.objects.map((o) => o.key), ...p.prefixes]).map((k) => k.slice(dir.length));
+      assert.deepEqual(listed.sort(), [...names.filter((n) => !n.includes('/')), 'sub/'].sort());
     });
 
     it('uploads 20 MiB as a multipart upload with 5 MiB parts, marked while in progress', async () => {

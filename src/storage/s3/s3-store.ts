@@ -39,6 +39,7 @@ import { MultipartJanitor } from './janitor.js';
 import { S3MultipartWriter } from './multipart-writer.js';
 import { pinnedCopy } from './pinned-copy.js';
 import { S3ReadAheadReader } from './read-ahead-reader.js';
+import { parseListingOurselves } from './list-objects.js';
 import { observeS3Requests, type S3RequestObserver } from './request-metrics.js';
 
 export interface S3StoreDeps {
@@ -82,6 +83,9 @@ export class S3Store implements ObjectStore {
         connectionTimeout: 5000,
       },
     });
+    // The SDK's logger middleware builds a redacted copy of every output to hand to a logger that, here,
+    // discards it (we log requests ourselves): 80 MB of garbage per 100,000 keys listed.
+    this.client.middlewareStack.remove('loggerMiddleware');
     if (deps.onRequest) observeS3Requests(this.client, deps.onRequest);
     for (const b of c.janitorBuckets) this.#buckets.add(b);
     const budget = deps.budget ?? sharedMemoryBudget();
@@ -117,15 +121,17 @@ export class S3Store implements ObjectStore {
 
   async list(bucket: string, options: ListOptions): Promise<ListPage> {
     try {
-      const r = await this.client.send(
-        new ListObjectsV2Command({
-          Bucket: bucket,
-          Prefix: options.prefix,
-          Delimiter: options.delimiter,
-          ContinuationToken: options.continuationToken,
-          MaxKeys: options.maxKeys ?? 1000,
-        }),
-      );
+      const command = new ListObjectsV2Command({
+        Bucket: bucket,
+        Prefix: options.prefix,
+        Delimiter: options.delimiter,
+        ContinuationToken: options.continuationToken,
+        MaxKeys: options.maxKeys ?? 1000,
+      });
+      let parsed: ListPage | undefined;
+      parseListingOurselves(command, (page) => (parsed = page));
+      const r = await this.client.send(command);
+      if (parsed) return parsed;
       const page: ListPage = {
         objects: (r.Contents ?? []).map((o) => ({
           key: o.Key!,
