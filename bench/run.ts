@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeFile } from '../test/support/gateway.js';
-import { exec, sampleRss } from './lib/proc.js';
+import { cpuBetween, cpuSecondsOf, cpuSecondsOfMatching, exec, machineCpu, sampleRss } from './lib/proc.js';
 import {
   describeMachine,
   loadAverage,
@@ -17,6 +17,7 @@ import {
   mbps,
   type Row,
   requestTable,
+  cpuTable,
   listingRss,
   summarizeProfiles,
   table,
@@ -245,13 +246,15 @@ async function measure(
       server.label === 'direct SDK');
   const mark = onS3 ? await s3Log!.mark() : 0;
   const sampler = sampleRss(server.pid);
+  const cpu0 = cpuSnapshot(server);
   const t0 = performance.now();
   try {
     await body();
     const seconds = (performance.now() - t0) / 1000;
     const rss = sampler.stop();
+    const cpu = cpuSince(cpu0, server);
     const s3 = onS3 ? await s3Log!.since(mark) : undefined;
-    const row: Row = { ...base, server: server.label, seconds, rss, s3 };
+    const row: Row = { ...base, server: server.label, seconds, rss, cpu, s3 };
     rows.push(row);
     const speed = mbps(row)
       ? `${mbps(row)!.toFixed(1)} MB/s`
@@ -267,6 +270,38 @@ async function measure(
     failures.push(msg);
     log(`FAILED ${msg}`);
   }
+}
+
+/** Swift's processes are the ones started with a config under the bench's S3 folder. */
+const SWIFT_MARKER = path.join(WORK, 's3', 'etc') + '/';
+
+interface CpuSnapshot {
+  server: number | undefined;
+  self: NodeJS.CpuUsage;
+  store: Map<number, number>;
+  machine: number;
+}
+
+function cpuSnapshot(server: { label: string; pid?: number }): CpuSnapshot {
+  return {
+    server: server.pid === undefined ? undefined : cpuSecondsOf(server.pid),
+    self: process.cpuUsage(),
+    store: cpuSecondsOfMatching(SWIFT_MARKER),
+    machine: machineCpu().busy,
+  };
+}
+
+function cpuSince(before: CpuSnapshot, server: { label: string; pid?: number }): Row['cpu'] {
+  let own: number | undefined;
+  if (server.label === 'direct SDK') {
+    const u = process.cpuUsage(before.self);
+    own = (u.user + u.system) / 1e6;
+  } else if (server.pid !== undefined && before.server !== undefined) {
+    const now = cpuSecondsOf(server.pid);
+    if (now !== undefined) own = now - before.server;
+  }
+  const store = cpuBetween(before.store, cpuSecondsOfMatching(SWIFT_MARKER));
+  return { server: own, store: store > 0 ? store : undefined, machine: machineCpu().busy - before.machine };
 }
 
 function ok(r: { code: number | null; stderr: string }, what: string): void {
@@ -883,6 +918,14 @@ async function writeReport(
     '## RSS during listings (MiB, sampled every 100 ms)',
     '',
     listingRss(rows),
+    '',
+    '## CPU per workload',
+    '',
+    'Server CPU is the gateway\'s or rclone\'s process (sshd forks per connection and is not counted; for the',
+    'direct SDK, the bench process that runs it). Swift CPU is all of Swift\'s processes. Machine busy is the',
+    `share of the machine's ${os.cpus().length} cores in use during the row, client and Swift included.`,
+    '',
+    cpuTable(rows, os.cpus().length),
     '',
     '## S3 requests per workload',
     '',

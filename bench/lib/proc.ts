@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { openSync, readFileSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 export interface Exec {
@@ -188,4 +188,52 @@ export async function stopChild(
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+const CLOCK_TICKS = 100; // USER_HZ, the unit of /proc/<pid>/stat times on Linux
+
+/** CPU seconds (user + system) a process has used so far, or undefined when it is gone. */
+export function cpuSecondsOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may hold spaces and parentheses: utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds of every process whose command line contains `marker` (e.g. a Swift config folder). */
+export function cpuSecondsOfMatching(marker: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (!cmdline.includes(marker)) continue;
+    const s = cpuSecondsOf(Number(name));
+    if (s !== undefined) out.set(Number(name), s);
+  }
+  return out;
+}
+
+/** CPU used by a set of processes between two snapshots; processes started in between count whole. */
+export function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, s] of after) sum += Math.max(0, s - (before.get(pid) ?? 0));
+  return sum;
+}
+
+/** Busy and total core-seconds of the whole machine so far (/proc/stat). */
+export function machineCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0) / CLOCK_TICKS;
+  const idle = ((v[3] ?? 0) + (v[4] ?? 0)) / CLOCK_TICKS;
+  return { busy: total - idle, total };
 }

@@ -15,6 +15,11 @@ export interface Row {
   bytes?: number;
   files?: number;
   rss?: { start: number; peak: number; end: number; quartiles?: number[] };
+  /**
+   * CPU seconds during the row: the server's process (the bench's own for the direct SDK; none for sshd,
+   * which forks per connection), Swift's processes, and the whole machine's busy core-seconds.
+   */
+  cpu?: { server?: number; store?: number; machine: number };
   /** S3 requests Swift logged during the row, by operation. */
   s3?: Map<string, number>;
   note?: string;
@@ -280,6 +285,29 @@ export function listingRss(rows: Row[]): string {
   return [
     '| workload | server | start | 25 % | 50 % | 75 % | end | peak |',
     '|---|---|--:|--:|--:|--:|--:|--:|',
+    ...lines,
+  ].join('\n');
+}
+
+/**
+ * CPU seconds of each row: the server's process, Swift's, and the whole machine's busy core-seconds
+ * against what its cores could give in the row's time (2 cores × seconds here). When the machine is near
+ * saturation, every CPU-second the server spends is taken from Swift (and the client).
+ */
+export function cpuTable(rows: Row[], cores: number): string {
+  const s = (v: number | undefined) => (v === undefined ? '' : v.toFixed(2));
+  const lines = rows
+    .filter((r) => r.cpu)
+    .map((r) => {
+      const c = r.cpu!;
+      const busy = Math.min(100, (100 * c.machine) / (cores * r.seconds));
+      const perGB = r.bytes && c.server !== undefined ? (c.server / (r.bytes / 1e9)).toFixed(2) : '';
+      return `| ${r.workload} | ${r.cipher} | ${r.server} | ${r.seconds.toFixed(2)} | ${s(c.server)} | ${perGB} | ${s(c.store)} | ${busy.toFixed(0)} % |`;
+    });
+  if (!lines.length) return '';
+  return [
+    '| workload | cipher | server | seconds | server CPU s | server CPU s per GB | Swift CPU s | machine busy |',
+    '|---|---|---|--:|--:|--:|--:|--:|',
     ...lines,
   ].join('\n');
 }
