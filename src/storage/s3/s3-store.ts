@@ -1,6 +1,4 @@
 import { createHash } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
 import { Readable } from 'node:stream';
 import {
   CopyObjectCommand,
@@ -35,6 +33,7 @@ import { AsyncSha256 } from './async-sha256.js';
 import { type ResolvedS3StoreConfig, resolveS3StoreConfig, type S3StoreConfig } from './config.js';
 import { copySource, headObject, objectInfo, type S3Context } from './context.js';
 import { isNotFound, mapS3Error, s3Status } from './errors.js';
+import { s3HttpAgents } from './http-agents.js';
 import { MultipartJanitor } from './janitor.js';
 import { S3MultipartWriter } from './multipart-writer.js';
 import { pinnedCopy } from './pinned-copy.js';
@@ -66,7 +65,6 @@ export class S3Store implements ObjectStore {
   constructor(config: S3StoreConfig, deps: S3StoreDeps = {}) {
     this.config = resolveS3StoreConfig(config);
     const c = this.config;
-    const agentOptions = { keepAlive: true, maxSockets: c.maxSockets };
     this.client = new S3Client({
       region: c.region,
       ...(c.endpoint ? { endpoint: c.endpoint } : {}),
@@ -78,8 +76,8 @@ export class S3Store implements ObjectStore {
       requestChecksumCalculation: c.checksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
       responseChecksumValidation: c.compatibility === 'aws' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
       requestHandler: {
-        httpAgent: new http.Agent(agentOptions),
-        httpsAgent: new https.Agent(agentOptions),
+        // Node's agents, but a socket's late ECONNRESET/EPIPE cannot crash the process (see http-agents.ts).
+        ...s3HttpAgents({ keepAlive: true, maxSockets: c.maxSockets }),
         connectionTimeout: 5000,
       },
     });
