@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, rmSync } from 'node:fs';
+import { createReadStream, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,13 @@ import { stringify } from 'yaml';
 /** The repository root, from dist/test/support/. */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const MAIN = path.join(ROOT, 'dist/src/main.js');
+
+/** Node's flags in `npm start` (between `node` and the script): test gateways run as users run them. */
+export const START_NODE_FLAGS: string[] = (() => {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const words = pkg.scripts.start.split(/\s+/);
+  return words.slice(1, words.indexOf('dist/src/main.js'));
+})();
 
 export interface RunResult {
   code: number | null;
@@ -106,6 +113,8 @@ export interface GatewayOptions {
   /** Users; default one user `alice` with home /demo/home/alice and a fresh ed25519 key. */
   users?: Record<string, unknown>[];
   env?: NodeJS.ProcessEnv;
+  /** Node's own flags; default those of `npm start`. */
+  nodeArgs?: string[];
 }
 
 export interface TestGateway {
@@ -159,7 +168,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
   };
   const configFile = path.join(dir, 'gateway.yaml');
   await writeFile(configFile, stringify(config));
-  return launch(dir, configFile, key, options.env);
+  return launch(dir, configFile, key, options.env, options.nodeArgs);
 }
 
 export async function launch(
@@ -167,8 +176,9 @@ export async function launch(
   configFile: string,
   key: string,
   env?: NodeJS.ProcessEnv,
+  nodeArgs: string[] = START_NODE_FLAGS,
 ): Promise<TestGateway> {
-  const child = spawn(process.execPath, [MAIN, '--config', configFile], {
+  const child = spawn(process.execPath, [...nodeArgs, MAIN, '--config', configFile], {
     cwd: dir,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
