@@ -1,6 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { Agent } from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -12,6 +11,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { s3HttpAgents } from '../../src/storage/s3/http-agents.js';
 import type { S3Server } from './servers.js';
 
 /** The direct-SDK anchor: the same SDK, part size and concurrency as the gateway's S3 store defaults. */
@@ -30,9 +30,9 @@ export class Sdk {
         accessKeyId: s3.accessKeyId,
         secretAccessKey: s3.secretAccessKey,
       },
-      requestHandler: {
-        httpAgent: new Agent({ keepAlive: true, maxSockets: 256 }),
-      },
+      // The gateway's agents: a store that resets a connection in the middle of a part (Swift at a full
+      // disk) once crashed a bench run here with an unhandled EPIPE (see src/storage/s3/http-agents.ts).
+      requestHandler: s3HttpAgents({ keepAlive: true, maxSockets: 256 }),
     });
   }
 
