@@ -45,7 +45,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const logger = createLogger({ level: config.logging.level });
-  warnOfNode20MemoryReducer(logger);
+  warnIfMemoryReducerOn(logger);
   const gateway = await startGateway(config, logger);
 
   let stopping = false;
@@ -113,7 +113,7 @@ main().then(
  * measured the same either way. The flag only works on the command line (v8.setFlagsFromString is too
  * late), so `npm start` and the bench pass it; say so when it is missing.
  */
-function warnOfNode20MemoryReducer(logger: Logger): void {
+function warnIfMemoryReducerOn(logger: Logger): void {
   const major = Number(process.versions.node.split('.')[0]);
   // Node 24 is measured unaffected; Node 22 is not measured, so it is warned too (the flag costs nothing).
   if (major >= 24 || process.execArgv.includes('--no-memory-reducer')) return;

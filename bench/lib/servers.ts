@@ -290,7 +290,7 @@ export interface GatewayServer extends SftpServer {
 
 /**
  * Node flags of `npm start` (the container image's CMD has the first; its Node 24 does not need the
- * second): the bench measures the same. --no-memory-reducer: see warnOfNode20MemoryReducer in src/main.ts;
+ * second): the bench measures the same. --no-memory-reducer: see warnIfMemoryReducerOn in src/main.ts;
  * without it, a gateway that waited while other servers ran took 2x as long for small S3 uploads.
  */
 const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=2', '--no-memory-reducer'];

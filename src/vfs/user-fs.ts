@@ -504,11 +504,10 @@ export class ObjectFileSystem implements UserFileSystem {
   }
 }
 
-/** Streams a prefix listing one store page at a time, handing out at most `max` entries per call. */
 /**
- * A directory listing read page by page. The next page is always being fetched while the client reads
- * the current one, so the store's latency overlaps the SFTP round trips instead of adding to them; at
- * most two pages are held.
+ * A directory listing read one store page at a time, handing out at most `max` entries per call. The
+ * next page is always being fetched while the client reads the current one, so the store's latency
+ * overlaps the SFTP round trips instead of adding to them; at most two pages are held.
  */
 class PrefixDirHandle implements DirHandle {
   private buffered: DirEntry[] = [];
