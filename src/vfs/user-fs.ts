@@ -218,7 +218,7 @@ export class ObjectFileSystem implements UserFileSystem {
     const { bucket, key } = located.location;
     const at = Date.now();
     await this.store.put(bucket, `${key}/`, Buffer.alloc(0));
-    this.dirCache.set(`${bucket}/${key}`, at);
+    this.markDirectory(located.location, at);
     this.subdirs.learn(located.location, [], at);
     this.noteSubdirectory(located);
   }
@@ -424,7 +424,7 @@ export class ObjectFileSystem implements UserFileSystem {
     if (info) return fileStat(info);
     const first = below.objects[0];
     if (first) {
-      this.dirCache.set(`${bucket}/${key}`, Date.now());
+      this.markDirectory(located.location);
       return dirStat(first.key === `${key}/` ? first.lastModified : EPOCH);
     }
     if (below.prefixes.length > 0) return dirStat(EPOCH);
@@ -475,14 +475,18 @@ export class ObjectFileSystem implements UserFileSystem {
     const r = this.options.namespace.resolve(parentPath);
     if (r.kind === 'virtual') return dirStat(EPOCH);
     if (r.kind === 'none') return undefined;
-    const { bucket, key } = r.location;
-    const cached = this.dirCache.get(`${bucket}/${key}`);
+    const cached = this.dirCache.get(dirCacheKey(r.location));
     if (cached !== undefined && Date.now() - cached < DIR_CACHE_MS) return dirStat(EPOCH);
     const st = await this.statLocated({ path: parentPath, location: r.location, fileOnly: r.fileOnly }).catch(
       (e) => (isGatewayError(e, 'NotFound') ? undefined : Promise.reject(e)),
     );
-    if (st?.type === 'directory') this.dirCache.set(`${bucket}/${key}`, Date.now());
+    if (st?.type === 'directory') this.markDirectory(r.location);
     return st;
+  }
+
+  /** `location` was seen to be a directory at `at`: parentStat trusts that for DIR_CACHE_MS. */
+  private markDirectory(location: StoreLocation, at: number = Date.now()): void {
+    this.dirCache.set(dirCacheKey(location), at);
   }
 
   private virtualDir(path: string, names: string[]): DirHandle {
@@ -565,6 +569,10 @@ class PrefixDirHandle implements DirHandle {
     this.buffered = [];
     this.pending = undefined;
   }
+}
+
+function dirCacheKey(location: StoreLocation): string {
+  return `${location.bucket}/${location.key}`;
 }
 
 function mergePage(page: ListPage, prefix: string): DirEntry[] {
