@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeFile } from '../test/support/gateway.js';
-import { cpuBetween, cpuSecondsOf, cpuSecondsOfMatching, exec, machineCpu, sampleRss } from './lib/proc.js';
+import { cpuBetween, cpuSecondsOf, cpuSecondsOfMatching, exec, machineBusySeconds, sampleRss } from './lib/proc.js';
 import {
   describeMachine,
   loadAverage,
@@ -287,7 +287,7 @@ function cpuSnapshot(server: { label: string; pid?: number }): CpuSnapshot {
     server: server.pid === undefined ? undefined : cpuSecondsOf(server.pid),
     self: process.cpuUsage(),
     store: cpuSecondsOfMatching(SWIFT_MARKER),
-    machine: machineCpu().busy,
+    machine: machineBusySeconds(),
   };
 }
 
@@ -301,7 +301,7 @@ function cpuSince(before: CpuSnapshot, server: { label: string; pid?: number }):
     if (now !== undefined) own = now - before.server;
   }
   const store = cpuBetween(before.store, cpuSecondsOfMatching(SWIFT_MARKER));
-  return { server: own, store: store > 0 ? store : undefined, machine: machineCpu().busy - before.machine };
+  return { server: own, store: store > 0 ? store : undefined, machine: machineBusySeconds() - before.machine };
 }
 
 function ok(r: { code: number | null; stderr: string }, what: string): void {

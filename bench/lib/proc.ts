@@ -229,11 +229,10 @@ export function cpuBetween(before: Map<number, number>, after: Map<number, numbe
   return sum;
 }
 
-/** Busy and total core-seconds of the whole machine so far (/proc/stat). */
-export function machineCpu(): { busy: number; total: number } {
+/** Busy core-seconds of the whole machine so far: all time but idle and iowait (/proc/stat). */
+export function machineBusySeconds(): number {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
   const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const total = v.reduce((a, b) => a + b, 0) / CLOCK_TICKS;
-  const idle = ((v[3] ?? 0) + (v[4] ?? 0)) / CLOCK_TICKS;
-  return { busy: total - idle, total };
+  const total = v.reduce((a, b) => a + b, 0);
+  return (total - (v[3] ?? 0) - (v[4] ?? 0)) / CLOCK_TICKS;
 }

@@ -264,12 +264,12 @@ export function requestTable(
       (r) =>
         `| ${r.workload} | ${r.cipher} | ${r.server} | ${format(r.s3!, r.files)} |`,
     );
-  if (!lines.length) return '';
-  return [
-    '| workload | cipher | server | S3 requests (Swift proxy log) |',
-    '|---|---|---|---|',
-    ...lines,
-  ].join('\n');
+  return markdownTable('| workload | cipher | server | S3 requests (Swift proxy log) |', '|---|---|---|---|', lines);
+}
+
+/** A Markdown table of `lines` under `head` and `sep`, or '' when there are no lines. */
+function markdownTable(head: string, sep: string, lines: string[]): string {
+  return lines.length ? [head, sep, ...lines].join('\n') : '';
 }
 
 /** RSS over time for the listing rows: start, 25 / 50 / 75 % of the duration, end, peak (MiB). */
@@ -281,12 +281,11 @@ export function listingRss(rows: Row[]): string {
       const q = r.rss!.quartiles!.map(m).join(' | ');
       return `| ${r.workload} | ${r.server} | ${m(r.rss!.start)} | ${q} | ${m(r.rss!.end)} | ${m(r.rss!.peak)} |`;
     });
-  if (!lines.length) return '';
-  return [
+  return markdownTable(
     '| workload | server | start | 25 % | 50 % | 75 % | end | peak |',
     '|---|---|--:|--:|--:|--:|--:|--:|',
-    ...lines,
-  ].join('\n');
+    lines,
+  );
 }
 
 /**
@@ -304,10 +303,9 @@ export function cpuTable(rows: Row[], cores: number): string {
       const perGB = r.bytes && c.server !== undefined ? (c.server / (r.bytes / 1e9)).toFixed(2) : '';
       return `| ${r.workload} | ${r.cipher} | ${r.server} | ${r.seconds.toFixed(2)} | ${s(c.server)} | ${perGB} | ${s(c.store)} | ${busy.toFixed(0)} % |`;
     });
-  if (!lines.length) return '';
-  return [
+  return markdownTable(
     '| workload | cipher | server | seconds | server CPU s | server CPU s per GB | Swift CPU s | machine busy |',
     '|---|---|---|--:|--:|--:|--:|--:|',
-    ...lines,
-  ].join('\n');
+    lines,
+  );
 }
