@@ -6,8 +6,8 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { GatewayError, isGatewayError } from '../../src/errors.js';
 import { LocalStore } from '../../src/storage/local/local-store.js';
 import type { ListOptions, ObjectStore } from '../../src/storage/object-store.js';
-import { createUserFileSystem } from '../../src/vfs/factory.js';
 import type { ObjectFileSystem } from '../../src/vfs/user-fs.js';
+import { userFsOn } from '../support/vfs.js';
 
 /**
  * A real local store whose directory listings come back two keys a page (the folder's marker, then
@@ -52,12 +52,7 @@ describe('ObjectFileSystem: a listing keeps the next page in flight', () => {
     const p = paging(local);
     pages = p.pages;
     state = p.state;
-    fs = createUserFileSystem({ UserName: 'u', HomeDirectory: '/b/home/u' }, p.store, {
-      setStatOption: 'ENABLE_NO_OP',
-      keepPartial: false,
-      spoolDir: path.join(root, 'spool'),
-      spoolMaxBytes: 1 << 20,
-    });
+    fs = userFsOn(p.store, root);
     process.on('unhandledRejection', onUnhandled);
   });
   after(async () => {

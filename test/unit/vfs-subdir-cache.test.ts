@@ -6,9 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import { isGatewayError } from '../../src/errors.js';
 import { LocalStore } from '../../src/storage/local/local-store.js';
 import type { ObjectStore } from '../../src/storage/object-store.js';
-import { createUserFileSystem } from '../../src/vfs/factory.js';
 import { SUBDIR_KNOWLEDGE_MS, SubdirCache } from '../../src/vfs/subdir-cache.js';
 import type { ObjectFileSystem } from '../../src/vfs/user-fs.js';
+import { userFsOn } from '../support/vfs.js';
 
 describe('SubdirCache', () => {
   const dir = { bucket: 'b', key: 'home/u' };
@@ -78,12 +78,7 @@ describe('ObjectFileSystem: a new file in a directory whose subdirectories the s
     await local.init();
     const c = counting(local);
     calls = c.calls;
-    fs = createUserFileSystem({ UserName: 'u', HomeDirectory: '/b/home/u' }, c.store, {
-      setStatOption: 'ENABLE_NO_OP',
-      keepPartial: false,
-      spoolDir: path.join(root, 'spool'),
-      spoolMaxBytes: 1 << 20,
-    });
+    fs = userFsOn(c.store, root);
   });
   after(async () => {
     await local.close();
