@@ -18,6 +18,7 @@ const NETWORK_CODES = new Set([
   'EAI_AGAIN',
   'EHOSTUNREACH',
   'ENETUNREACH',
+  // The SDK's own timeouts (connectionTimeout, socketTimeout) are errors named TimeoutError.
   'TimeoutError',
   'RequestTimeout',
 ]);
@@ -29,6 +30,22 @@ export function s3ErrorCode(err: unknown): string | undefined {
 
 export function s3Status(err: unknown): number | undefined {
   return (err as SdkErrorShape | undefined)?.$metadata?.httpStatusCode;
+}
+
+/**
+ * The connection failed rather than the store answering: a timeout, a reset, a body cut short. Node
+ * reports a response body lost with its connection as `aborted` (ECONNRESET); the SDK's socketTimeout
+ * as a TimeoutError.
+ */
+export function isConnectionError(err: unknown): boolean {
+  if (s3Status(err) !== undefined) return false;
+  const e = err as { name?: string; code?: string; message?: string } | undefined;
+  return (
+    NETWORK_CODES.has(e?.name ?? '') ||
+    NETWORK_CODES.has(e?.code ?? '') ||
+    e?.code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    e?.message === 'aborted'
+  );
 }
 
 export function isNotFound(err: unknown): boolean {

@@ -4,7 +4,7 @@ import { GatewayError } from '../../errors.js';
 import type { Release } from '../memory-budget.js';
 import type { ObjectInfo, ObjectReader } from '../object-store.js';
 import { headObject, objectInfo, type S3Context } from './context.js';
-import { isNotFound, mapS3Error, s3Status } from './errors.js';
+import { isConnectionError, isNotFound, mapS3Error, s3Status } from './errors.js';
 import { destroyBody } from './multipart-writer.js';
 
 /** Bytes [start, start + buf.length) of the object, as they arrived from a GET. */
@@ -34,6 +34,12 @@ interface Stream {
   dead: boolean;
   range: number;
   body?: Readable;
+  /**
+   * The current body has sat unread by the gateway's choice since its last bytes: paused for the window
+   * or the budget, or prefetched and waiting its turn. Its socket may then have hit the S3 client's
+   * socketTimeout (an inactivity timeout, which a paused body also counts) with the store in good health.
+   */
+  paused: boolean;
 }
 
 /**
@@ -265,7 +271,7 @@ export class S3ReadAheadReader implements ObjectReader {
     this.#wake = undefined;
     wake?.();
     if (start && !this.#stream && !this.#closed && this.#pos < this.info.size && this.#wantsMore()) {
-      const s: Stream = { ac: new AbortController(), dead: false, range: 2 * this.#chunkSize };
+      const s: Stream = { ac: new AbortController(), dead: false, range: 2 * this.#chunkSize, paused: false };
       this.#stream = s;
       void this.#pump(s);
     }
@@ -301,6 +307,8 @@ export class S3ReadAheadReader implements ObjectReader {
         let range = next?.from === from ? next : undefined;
         if (next && !range) discard(next.body);
         next = undefined;
+        // A prefetched body has waited unread while the one before it was read.
+        s.paused = range !== undefined;
         range ??= this.#range(s, from);
         const { to } = range;
         const body = await range.body;
@@ -311,6 +319,7 @@ export class S3ReadAheadReader implements ObjectReader {
         s.body = body;
         try {
           for await (const data of body as AsyncIterable<Buffer>) {
+            s.paused = false;
             if (!(await this.#admit(s, data.length)) || s.dead) return;
             this.#pieces.push({ start: this.#pos, buf: data });
             this.#pos += data.length;
@@ -321,8 +330,12 @@ export class S3ReadAheadReader implements ObjectReader {
         } catch (err) {
           if (s.dead) return;
           destroyBody(body);
-          // A connection lost mid-body (or idle too long) is resumed where it stopped, pinned as before.
-          if (this.#pos > from && failures++ < 3) continue;
+          // A connection lost mid-body is resumed where it stopped, pinned as before (If-Match: a changed
+          // object then fails with PreconditionFailed): at most 3 times when the store is to blame, and
+          // without counting when the body had been left unread by the gateway (a slow SFTP client may
+          // leave it paused for longer than the socket timeout). Neither loops without progress: a body
+          // is paused only after bytes came from it, or when prefetched, and a resumed one is not.
+          if ((s.paused && isConnectionError(err)) || (this.#pos > from && failures++ < 3)) continue;
           throw mapS3Error('GetObject', err, where);
         }
       }
@@ -377,16 +390,19 @@ export class S3ReadAheadReader implements ObjectReader {
       const blockEnd = Math.min(this.info.size, this.#granted + this.#chunkSize);
       const demand = this.#waiters.length > 0;
       let release: Release | undefined;
-      if (demand) {
-        release = await this.#ctx.budget.acquire(blockEnd - this.#granted, s.ac.signal).catch(() => undefined);
-      } else if (this.#granted - this.#base < this.#cap()) {
+      if (demand || this.#granted - this.#base < this.#cap()) {
         release = this.#ctx.budget.tryAcquire(blockEnd - this.#granted);
+      }
+      if (!release && demand) {
+        s.paused = true;
+        release = await this.#ctx.budget.acquire(blockEnd - this.#granted, s.ac.signal).catch(() => undefined);
       }
       if (s.dead) {
         release?.();
         return false;
       }
       if (!release) {
+        s.paused = true;
         await this.#sleep(s);
         continue;
       }
