@@ -38,6 +38,7 @@ import { MultipartJanitor } from './janitor.js';
 import { S3MultipartWriter } from './multipart-writer.js';
 import { pinnedCopy } from './pinned-copy.js';
 import { S3ReadAheadReader } from './read-ahead-reader.js';
+import { ResumableBody } from './resumable-body.js';
 import { parseListingOurselves } from './list-objects.js';
 import { observeS3Requests, type S3RequestObserver } from './request-metrics.js';
 
@@ -172,16 +173,31 @@ export class S3Store implements ObjectStore {
   ): Promise<Readable> {
     if (range.end !== undefined && range.end <= range.start) return Readable.from([]);
     const where = `${bucket}/${key}`;
-    try {
-      const r = await this.client.send(
+    const get = (from: number, etag: string | undefined, abortSignal?: AbortSignal) =>
+      this.client.send(
         new GetObjectCommand({
           Bucket: bucket,
           Key: key,
-          Range: `bytes=${range.start}-${range.end !== undefined ? range.end - 1 : ''}`,
-          ...(range.etag ? { IfMatch: range.etag } : {}),
+          Range: `bytes=${from}-${range.end !== undefined ? range.end - 1 : ''}`,
+          ...(etag ? { IfMatch: etag } : {}),
         }),
+        { abortSignal },
       );
-      return r.Body as Readable;
+    try {
+      const r = await get(range.start, range.etag);
+      const body = r.Body as Readable;
+      // The caller may pause the stream for longer than the socket timeout: a resumed GET is pinned to
+      // the version this one began with, the caller's or, without one, the one the store answered.
+      const etag = range.etag ?? r.ETag;
+      if (!etag) return body;
+      const end = r.ContentLength !== undefined ? range.start + r.ContentLength : undefined;
+      return new ResumableBody(body, { start: range.start, end, where }, async (from, signal) => {
+        try {
+          return (await get(from, etag, signal)).Body as Readable;
+        } catch (err) {
+          throw mapS3Error('GetObject', err, where);
+        }
+      });
     } catch (err) {
       // A range starting at the end of the object (e.g. `bytes=0-` of an empty one) is unsatisfiable.
       if (s3Status(err) === 416) {
