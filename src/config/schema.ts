@@ -149,6 +149,11 @@ export const s3StorageSchema = z.strictObject({
   conditionalWrites: z.enum(['full', 'put', 'none']).optional(),
   deleteMode: z.enum(['batch', 'batch-md5', 'single']).optional(),
   maxSockets: z.number().int().min(1).optional(),
+  /**
+   * An S3 request fails (and is retried, up to the SDK's attempts) after this long without a byte sent
+   * or received on its connection: a stalled store, not a slow one (see storage/s3/config.ts).
+   */
+  socketTimeoutSeconds: z.number().positive().max(3600).default(60),
   /** Bucket used by the readiness check (HeadBucket); without it, ListBuckets. */
   checkBucket: z.string().optional(),
 });

@@ -68,6 +68,7 @@ export async function createStore(
       conditionalWrites: config.conditionalWrites,
       deleteMode: config.deleteMode,
       maxSockets: config.maxSockets,
+      socketTimeout: config.socketTimeoutSeconds * 1000,
       checkBucket: config.checkBucket ?? buckets[0],
     },
     { budget: options.budget, logger: options.logger, onRequest: options.onS3Request },

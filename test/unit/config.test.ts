@@ -126,6 +126,15 @@ users:
     assert.equal(p.length, 2);
   });
 
+  test('storage.socketTimeoutSeconds: 60 by default, a positive number of seconds', () => {
+    const s3 = (extra: string) => `storage:\n  type: s3\n  region: eu-west-1\n${extra}users: []\n`;
+    const c = parseConfig(s3(''), 'f');
+    assert.equal(c.storage.type === 's3' ? c.storage.socketTimeoutSeconds : undefined, 60);
+    const d = parseConfig(s3('  socketTimeoutSeconds: 2.5\n'), 'f');
+    assert.equal(d.storage.type === 's3' ? d.storage.socketTimeoutSeconds : undefined, 2.5);
+    assert.match(problems(s3('  socketTimeoutSeconds: 0\n'))[0]!, /:4:25: storage\.socketTimeoutSeconds: /);
+  });
+
   test('a missing file is one readable line', () => {
     assert.throws(
       () => loadConfig('/nonexistent/gw.yaml'),

@@ -49,6 +49,12 @@ export interface S3StoreConfig {
   maxAttempts?: number;
   /** Timeout of check() in ms (default 5000). */
   checkTimeout?: number;
+  /**
+   * An S3 request fails (TimeoutError, retried by the SDK up to `maxAttempts`) once its connection has
+   * neither sent nor received a byte for this long, in ms (default 60000). An inactivity timeout, not a
+   * limit on a request's duration: see the S3Store constructor for what the SDK measures.
+   */
+  socketTimeout?: number;
   /** Bucket used by check() (HeadBucket); without it, ListBuckets. */
   checkBucket?: string;
 
@@ -97,6 +103,15 @@ export function resolveS3StoreConfig(c: S3StoreConfig): ResolvedS3StoreConfig {
     maxSockets: c.maxSockets ?? 200,
     maxAttempts: c.maxAttempts ?? 3,
     checkTimeout: c.checkTimeout ?? 5000,
+    // 60 s without a byte either way: botocore's (boto3, the AWS CLI) default read_timeout. Well above
+    // what a working store is silent for: a part upload writes continuously; S3 answers a long
+    // CompleteMultipartUpload with 200 at once, then whitespace while it works (documented), and answers
+    // CopyObject and UploadPartCopy (512 MiB pieces here) with a chunked 200 before the copy is done
+    // (hence the SDK's "200 with an error inside" handling of those three). Short enough that a hung
+    // request gives its part buffer back to the memory budget, and the SFTP client its failure status,
+    // within minutes (maxAttempts x 60 s plus backoff) rather than never. A store that works silently for
+    // longer before it answers (a slow server-side copy) needs a higher value.
+    socketTimeout: c.socketTimeout ?? 60_000,
     compatibility,
     checksums: c.checksums ?? aws,
     // CRC32: Node's zlib computes it natively; the SDK's CRC32C is JavaScript and took a third of the
@@ -113,6 +128,9 @@ export function resolveS3StoreConfig(c: S3StoreConfig): ResolvedS3StoreConfig {
     throw new Error(`storage.copyPartSize must be between 5 MiB and 5 GiB: ${r.copyPartSize}`);
   }
   if (r.uploadConcurrency < 1) throw new Error('storage.uploadConcurrency must be at least 1');
+  if (!(r.socketTimeout > 0) || !Number.isFinite(r.socketTimeout)) {
+    throw new Error(`storage.socketTimeout must be a positive number of ms: ${r.socketTimeout}`);
+  }
   if (r.readAheadChunkSize < 64 * 1024) throw new Error('storage.readAheadChunkSize must be at least 64 KiB');
   if (!r.journalPrefix.endsWith('/')) throw new Error('storage.journalPrefix must end with /');
   return r;

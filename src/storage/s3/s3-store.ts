@@ -80,6 +80,21 @@ export class S3Store implements ObjectStore {
         // Node's agents, but a socket's late ECONNRESET/EPIPE cannot crash the process (see http-agents.ts).
         ...s3HttpAgents({ keepAlive: true, maxSockets: c.maxSockets }),
         connectionTimeout: 5000,
+        // What @smithy/node-http-handler 4.14 does with each (dist-cjs/index.js):
+        // - socketTimeout (setSocketTimeout, l. 133-168) is Node's socket.setTimeout on the request's
+        //   socket: it fires after that long without a byte read or written, and it stays armed until the
+        //   request closes, i.e. through the response body too (its CHANGELOG, 4.14.2: "a body that stalls
+        //   after fast headers fails with TimeoutError"). It then destroys the response with a TimeoutError
+        //   and rejects the request with it: before the response headers the SDK retries it (TimeoutError
+        //   is a transient error in @smithy/core's retry), in a body it is the body's error; mapS3Error
+        //   makes it StoreUnavailable. From 6000 ms up it is armed 3 s after the request starts, so it may
+        //   fire up to 3 s late. A body its reader has paused is inactive too ("consumer backpressure can
+        //   still trigger socketTimeout"): read-ahead-reader.ts and resumable-body.ts resume such bodies.
+        // - requestTimeout (setRequestTimeout, l. 84-103) is not an inactivity timeout: it is one timer from
+        //   the start of the request until its response headers, cleared then (clearTimeouts in handle's
+        //   resolve, l. 313-317). It would cut off a part upload that is slow but moving, and would not see
+        //   a body that stalls after its headers; so it is left unset.
+        socketTimeout: c.socketTimeout,
       },
     });
     // The SDK's logger middleware builds a redacted copy of every output to hand to a logger that, here,
