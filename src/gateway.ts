@@ -11,7 +11,7 @@ import { GatewayMetrics, s3RequestObserver } from './observability/metrics.js';
 import { auditSftpEvent } from './protocol/sftp-audit.js';
 import { SshGateway } from './protocol/ssh-server.js';
 import { createStore } from './storage/create-store.js';
-import { configureSharedMemoryBudget } from './storage/memory-budget.js';
+import { configureSharedMemoryBudget, MemoryBudget } from './storage/memory-budget.js';
 import { createUserStore } from './users/create-user-store.js';
 import { createUserFileSystem } from './vfs/factory.js';
 
@@ -32,8 +32,10 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
     return bucket && !bucket.includes('$') ? [bucket] : [];
   });
   const budget = configureSharedMemoryBudget(config.memoryBudgetMiB * 1024 * 1024);
+  const uploadBudget = new MemoryBudget(config.uploadMemoryMiB * 1024 * 1024, budget);
   const metrics = new GatewayMetrics();
   metrics.setMemoryBudgetSource(() => budget);
+  metrics.setUploadMemorySource(() => uploadBudget);
   const {
     store,
     spoolDir,
@@ -43,6 +45,7 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
   } = await createStore(config.storage, [...new Set(homeBuckets)], {
     keepPartial: config.keepPartialUploads,
     budget,
+    uploadBudget,
     logger,
     stateDir: config.stateDir,
     onS3Request: s3RequestObserver(metrics),

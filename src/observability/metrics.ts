@@ -80,6 +80,7 @@ export class GatewayMetrics {
   readonly #multipart: Counter<'event'>;
   readonly #sftpRequests: Counter<'type' | 'status'>;
   #memorySource: MemoryBudgetSource | undefined;
+  #uploadMemorySource: MemoryBudgetSource | undefined;
 
   constructor(options: GatewayMetricsOptions = {}) {
     this.registry = new Registry();
@@ -162,41 +163,22 @@ export class GatewayMetrics {
       registers,
     });
 
-    const snapshot = () => this.#snapshot();
-    new Gauge({
-      name: 'sftp_gateway_memory_budget_bytes',
-      help: 'Global buffer budget for upload parts and read-ahead, by state (in_use, limit).',
-      labelNames: ['state'] as const,
+    memoryGauges(
       registers,
-      collect() {
-        const snap = snapshot();
-        if (!snap) return;
-        this.set({ state: 'in_use' }, snap.inUse);
-        this.set({ state: 'limit' }, snap.limit);
-      },
-    });
-    new Gauge({
-      name: 'sftp_gateway_memory_budget_waiting_requests',
-      help: 'Buffer requests waiting for the memory budget (above zero: memory is the bottleneck).',
+      'sftp_gateway_memory_budget',
+      'Global buffer budget for upload parts and read-ahead',
+      () => snapshotOf(this.#memorySource),
+    );
+    memoryGauges(
       registers,
-      collect() {
-        const snap = snapshot();
-        if (snap?.waiting !== undefined) this.set(snap.waiting);
-      },
-    });
+      'sftp_gateway_upload_memory',
+      'Upload part buffers\' share of the memory budget (uploadMemoryMiB)',
+      () => snapshotOf(this.#uploadMemorySource),
+    );
 
     // Series that exist from the start, so rate() and absent() work before the first event.
     for (const event of ['started', 'completed', 'aborted'] as const) this.#multipart.inc({ event }, 0);
     for (const direction of ['in', 'out'] as const) this.#transferDuration.zero({ direction });
-  }
-
-  #snapshot(): MemoryBudgetSnapshot | undefined {
-    if (!this.#memorySource) return undefined;
-    try {
-      return this.#memorySource();
-    } catch {
-      return undefined;
-    }
   }
 
   /** The `Content-Type` of `metrics()` output (Prometheus text format 0.0.4). */
@@ -280,6 +262,50 @@ export class GatewayMetrics {
   setMemoryBudgetSource(source: MemoryBudgetSource | undefined): void {
     this.#memorySource = source;
   }
+
+  /** Where the upload share's gauges read from (sftp_gateway_upload_memory_*). Until set they have no series. */
+  setUploadMemorySource(source: MemoryBudgetSource | undefined): void {
+    this.#uploadMemorySource = source;
+  }
+}
+
+function snapshotOf(source: MemoryBudgetSource | undefined): MemoryBudgetSnapshot | undefined {
+  if (!source) return undefined;
+  try {
+    return source();
+  } catch {
+    return undefined;
+  }
+}
+
+/** `<prefix>_bytes{state=in_use|limit}` and `<prefix>_waiting_requests`, read from `snapshot` at each scrape. */
+function memoryGauges(
+  registers: Registry[],
+  prefix: string,
+  what: string,
+  snapshot: () => MemoryBudgetSnapshot | undefined,
+): void {
+  new Gauge({
+    name: `${prefix}_bytes`,
+    help: `${what}, by state (in_use, limit).`,
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      const snap = snapshot();
+      if (!snap) return;
+      this.set({ state: 'in_use' }, snap.inUse);
+      this.set({ state: 'limit' }, snap.limit);
+    },
+  });
+  new Gauge({
+    name: `${prefix}_waiting_requests`,
+    help: `Buffer requests waiting for the ${what.charAt(0).toLowerCase()}${what.slice(1)} (above zero: memory is the bottleneck).`,
+    registers,
+    collect() {
+      const snap = snapshot();
+      if (snap?.waiting !== undefined) this.set(snap.waiting);
+    },
+  });
 }
 
 /** The S3 error code of an SDK v3 error (`Code` / `name`), or a generic name for anything else. */

@@ -32,6 +32,8 @@ export async function createStore(
   options: {
     keepPartial: boolean;
     budget: MemoryBudget;
+    /** Upload part buffers' share of `budget`; default: all of it. */
+    uploadBudget?: MemoryBudget;
     logger: Logger;
     stateDir: string;
     /** Observes every S3 request (metrics); S3 stores only. */
@@ -48,6 +50,12 @@ export async function createStore(
       stop: () => store.close(),
     };
   }
+  const storeDeps = {
+    budget: options.budget,
+    uploadBudget: options.uploadBudget,
+    logger: options.logger,
+    onRequest: options.onS3Request,
+  };
   const store = new S3Store(
     {
       region: config.region,
@@ -71,7 +79,7 @@ export async function createStore(
       socketTimeout: config.socketTimeoutSeconds * 1000,
       checkBucket: config.checkBucket ?? buckets[0],
     },
-    { budget: options.budget, logger: options.logger, onRequest: options.onS3Request },
+    storeDeps,
   );
   store.startJanitor();
   return {
@@ -83,7 +91,7 @@ export async function createStore(
       // The same settings with a session's own credentials (STS AssumeRole); no janitor of its own.
       const own = new S3Store(
         { ...store.config, credentials, janitorBuckets: [] },
-        { budget: options.budget, logger: options.logger, onRequest: options.onS3Request },
+        storeDeps,
       );
       return { store: own, close: () => own.close() };
     },

@@ -19,11 +19,19 @@ export class MemoryBudget {
   #limit: number;
   #inUse = 0;
   #queue: Waiter[] = [];
+  readonly #parent: MemoryBudget | undefined;
 
-  constructor(limit: number = DEFAULT_MEMORY_BUDGET) {
+  /**
+   * With a `parent`, this budget is a share of it: a grant needs room in both, taken here first (in this
+   * budget's order), then in the parent. Holders of a share never wait on each other through the parent,
+   * since the parent's other holders (read-ahead, other shares) release what they hold without waiting
+   * for this share.
+   */
+  constructor(limit: number = DEFAULT_MEMORY_BUDGET, parent?: MemoryBudget) {
     if (!Number.isFinite(limit) || limit <= 0)
       throw new RangeError(`memory budget must be positive: ${limit}`);
-    this.#limit = Math.floor(limit);
+    this.#limit = Math.floor(Math.min(limit, parent?.limit ?? limit));
+    this.#parent = parent;
   }
 
   get limit(): number {
@@ -45,6 +53,20 @@ export class MemoryBudget {
    * clamped to it: it proceeds alone rather than waiting forever.
    */
   acquire(bytes: number, signal?: AbortSignal): Promise<Release> {
+    const parent = this.#parent;
+    if (parent === undefined) return this.#acquireOwn(bytes, signal);
+    return this.#acquireOwn(bytes, signal).then(async (own) => {
+      try {
+        const fromParent = await parent.acquire(bytes, signal);
+        return both(own, fromParent);
+      } catch (err) {
+        own();
+        throw err;
+      }
+    });
+  }
+
+  #acquireOwn(bytes: number, signal?: AbortSignal): Promise<Release> {
     const n = this.#clamp(bytes);
     if (signal?.aborted) return Promise.reject(signal.reason ?? new Error('aborted'));
     if (this.#queue.length === 0 && this.#inUse + n <= this.#limit) {
@@ -70,8 +92,15 @@ export class MemoryBudget {
   /** Grants at once or not at all; never jumps the queue. For optional work such as read-ahead. */
   tryAcquire(bytes: number): Release | undefined {
     const n = this.#clamp(bytes);
-    if (this.#queue.length === 0 && this.#inUse + n <= this.#limit) return this.#grant(n);
-    return undefined;
+    if (this.#queue.length !== 0 || this.#inUse + n > this.#limit) return undefined;
+    const own = this.#grant(n);
+    if (this.#parent === undefined) return own;
+    const fromParent = this.#parent.tryAcquire(bytes);
+    if (fromParent === undefined) {
+      own();
+      return undefined;
+    }
+    return both(own, fromParent);
   }
 
   #clamp(bytes: number): number {
@@ -99,6 +128,13 @@ export class MemoryBudget {
       head.resolve(this.#grant(head.bytes));
     }
   }
+}
+
+function both(a: Release, b: Release): Release {
+  return () => {
+    b();
+    a();
+  };
 }
 
 let shared: MemoryBudget | undefined;

@@ -1,8 +1,8 @@
 /**
  * Bounded memory on the S3 store: 8 concurrent OpenSSH uploads of 64 MiB through one gateway with a
- * 64 MiB memory budget. The budget (read from /metrics) never exceeds its limit, the process's RSS
- * (sampled from /proc/<pid>/status) stays far below what the same uploads would take unbounded, and
- * every file arrives intact.
+ * 64 MiB memory budget of which uploads may hold 24 MiB. The budget and the upload share (read from
+ * /metrics) never exceed their limits, the process's RSS (sampled from /proc/<pid>/status) stays far
+ * below what the same uploads would take unbounded, and every file arrives intact.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -31,7 +31,7 @@ describe('memory budget on the S3 store', () => {
   before(async () => {
     s3 = await startS3({ compat: true });
     client = sdkClient(s3);
-    g = await startS3Gateway(s3, { config: { memoryBudgetMiB: 64 } });
+    g = await startS3Gateway(s3, { config: { memoryBudgetMiB: 64, uploadMemoryMiB: 24 } });
     work = await tempDir('s3-mem');
   });
   after(async () => {
@@ -40,7 +40,7 @@ describe('memory budget on the S3 store', () => {
     await s3?.stop();
   });
 
-  test('8 concurrent 64 MiB uploads with memoryBudgetMiB 64: the bound holds, every file intact', async (t) => {
+  test('8 concurrent 64 MiB uploads, memoryBudgetMiB 64, uploadMemoryMiB 24: the bounds hold, files intact', async (t) => {
     const files = 8;
     const size = 64 * MiB;
     const srcs = await Promise.all(
@@ -55,7 +55,10 @@ describe('memory budget on the S3 store', () => {
     const baseline = await rssBytes(pid);
     let peakRss = baseline;
     let peakInUse = 0;
+    let peakUploads = 0;
     let limit: number | undefined;
+    let uploadLimit: number | undefined;
+    let uploadsWaiting = 0;
     let sawWaiting = 0;
     let samples = 0;
     let sampling = true;
@@ -66,6 +69,9 @@ describe('memory budget on the S3 store', () => {
         const m = parsePrometheusText(text);
         const inUse = sampleValue(m, 'sftp_gateway_memory_budget_bytes', { state: 'in_use' }) ?? 0;
         limit = sampleValue(m, 'sftp_gateway_memory_budget_bytes', { state: 'limit' });
+        uploadLimit = sampleValue(m, 'sftp_gateway_upload_memory_bytes', { state: 'limit' });
+        peakUploads = Math.max(peakUploads, sampleValue(m, 'sftp_gateway_upload_memory_bytes', { state: 'in_use' }) ?? 0);
+        uploadsWaiting = Math.max(uploadsWaiting, sampleValue(m, 'sftp_gateway_upload_memory_waiting_requests') ?? 0);
         sawWaiting = Math.max(sawWaiting, sampleValue(m, 'sftp_gateway_memory_budget_waiting_requests') ?? 0);
         peakInUse = Math.max(peakInUse, inUse);
         samples++;
@@ -81,6 +87,7 @@ describe('memory budget on the S3 store', () => {
     }
     t.diagnostic(
       `samples ${samples}; budget in use peak ${(peakInUse / MiB).toFixed(1)} MiB of ${(limit ?? 0) / MiB} MiB; ` +
+        `uploads' share peak ${(peakUploads / MiB).toFixed(1)} MiB, waiting peak ${uploadsWaiting}; ` +
         `waiting requests peak ${sawWaiting}; RSS baseline ${(baseline / MiB).toFixed(0)} MiB, ` +
         `peak ${(peakRss / MiB).toFixed(0)} MiB (+${((peakRss - baseline) / MiB).toFixed(0)} MiB)`,
     );
@@ -88,6 +95,12 @@ describe('memory budget on the S3 store', () => {
     assert.ok(samples >= 5, 'the metrics were sampled during the uploads');
     assert.ok(peakInUse > 0, 'the uploads drew on the budget');
     assert.ok(peakInUse <= 64 * MiB, `budget in use ${peakInUse} stayed within the limit`);
+    assert.equal(uploadLimit, 24 * MiB, 'the upload share is the configured 24 MiB');
+    assert.ok(peakUploads > 0, 'the uploads drew on their share');
+    // Nothing but upload parts draws on the budget here: the whole budget in use stays within the share.
+    assert.ok(peakUploads <= 24 * MiB, `upload share in use ${peakUploads} stayed within its 24 MiB`);
+    assert.ok(peakInUse <= 24 * MiB, `budget in use ${peakInUse} stayed within the upload share`);
+    assert.ok(uploadsWaiting > 0, '8 uploads wanting 5 parts each waited for the 3-part share');
     // Unbounded, 8 uploads × (4 parts in flight + 1 filling) × 8 MiB would be 320 MiB of part buffers on
     // top of what the sessions, sockets and the SDK take (and released buffers stay resident until a GC).
     assert.ok(

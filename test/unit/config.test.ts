@@ -135,6 +135,12 @@ users:
     assert.match(problems(s3('  socketTimeoutSeconds: 0\n'))[0]!, /:4:25: storage\.socketTimeoutSeconds: /);
   });
 
+  test('uploadMemoryMiB: 32 by default, at least one 8 MiB part', () => {
+    assert.equal(parseConfig('users: []\n', 'f').uploadMemoryMiB, 32);
+    assert.equal(parseConfig('uploadMemoryMiB: 128\nusers: []\n', 'f').uploadMemoryMiB, 128);
+    assert.match(problems('uploadMemoryMiB: 4\nusers: []\n')[0]!, /:1:18: uploadMemoryMiB: /);
+  });
+
   test('a missing file is one readable line', () => {
     assert.throws(
       () => loadConfig('/nonexistent/gw.yaml'),

@@ -114,4 +114,77 @@ describe('MemoryBudget', () => {
     assert.ok(peak <= 1000, `peak ${peak}`);
     assert.equal(b.inUse, 0);
   });
+
+  describe('a share of a budget', () => {
+    it('grants within its own limit and takes the same bytes from its parent', async () => {
+      const parent = new MemoryBudget(100);
+      const share = new MemoryBudget(30, parent);
+      const r1 = await share.acquire(20);
+      assert.equal(share.inUse, 20);
+      assert.equal(parent.inUse, 20);
+      let granted = false;
+      const p = share.acquire(20).then((r) => {
+        granted = true;
+        return r;
+      });
+      await tick();
+      // The parent has 80 free, but the share has only 10: the second upload part waits for the share.
+      assert.equal(granted, false);
+      assert.equal(share.waiting, 1);
+      assert.equal(parent.inUse, 20);
+      // Other users of the parent (read-ahead) are not held up by the share's waiter.
+      const other = await parent.acquire(50);
+      assert.equal(parent.inUse, 70);
+      r1();
+      const r2 = await p;
+      assert.equal(share.inUse, 20);
+      assert.equal(parent.inUse, 70);
+      r2();
+      r2(); // twice gives nothing back twice, to either budget
+      other();
+      assert.equal(share.inUse, 0);
+      assert.equal(parent.inUse, 0);
+    });
+
+    it('waits for the parent while holding its own grant, and gives that back if aborted there', async () => {
+      const parent = new MemoryBudget(100);
+      const share = new MemoryBudget(60, parent);
+      const hog = await parent.acquire(90);
+      const ac = new AbortController();
+      const p = share.acquire(40, ac.signal);
+      await tick();
+      assert.equal(share.inUse, 40, 'the share is taken first, in its own order');
+      assert.equal(parent.waiting, 1);
+      ac.abort(new Error('session closed'));
+      await assert.rejects(p, /session closed/);
+      assert.equal(share.inUse, 0);
+      assert.equal(parent.waiting, 0);
+      hog();
+      assert.equal(parent.inUse, 0);
+    });
+
+    it('tryAcquire needs room in both and keeps nothing when the parent is full', () => {
+      const parent = new MemoryBudget(100);
+      const share = new MemoryBudget(50, parent);
+      const hog = parent.tryAcquire(80)!;
+      assert.equal(share.tryAcquire(30), undefined);
+      assert.equal(share.inUse, 0);
+      const r = share.tryAcquire(20)!;
+      assert.equal(share.inUse, 20);
+      assert.equal(parent.inUse, 100);
+      r();
+      hog();
+      assert.equal(parent.inUse, 0);
+    });
+
+    it('is never larger than its parent', async () => {
+      const parent = new MemoryBudget(64);
+      const share = new MemoryBudget(256, parent);
+      assert.equal(share.limit, 64);
+      // A request above the limit is clamped in both and proceeds alone.
+      const r = await share.acquire(1000);
+      assert.equal(parent.inUse, 64);
+      r();
+    });
+  });
 });

@@ -52,6 +52,8 @@ describe('GatewayMetrics', () => {
       sftp_gateway_sftp_requests_total: 'counter',
       sftp_gateway_memory_budget_bytes: 'gauge',
       sftp_gateway_memory_budget_waiting_requests: 'gauge',
+      sftp_gateway_upload_memory_bytes: 'gauge',
+      sftp_gateway_upload_memory_waiting_requests: 'gauge',
     };
     for (const [name, type] of Object.entries(expected)) {
       const fam = f.get(name);
@@ -152,6 +154,20 @@ describe('GatewayMetrics', () => {
     });
     f = await scrape(m);
     assert.ok(f.has('sftp_gateway_memory_budget_bytes'));
+  });
+
+  it('reads the upload share apart from the whole budget', async () => {
+    const m = new GatewayMetrics({ defaultMetrics: false });
+    m.setMemoryBudgetSource(() => ({ inUse: 24 * 1024 * 1024, limit: 256 * 1024 * 1024, waiting: 0 }));
+    let f = await scrape(m);
+    assert.equal(sampleValue(f, 'sftp_gateway_upload_memory_bytes', { state: 'in_use' }), undefined);
+    m.setUploadMemorySource(() => ({ inUse: 16 * 1024 * 1024, limit: 32 * 1024 * 1024, waiting: 5 }));
+    f = await scrape(m);
+    assert.equal(sampleValue(f, 'sftp_gateway_upload_memory_bytes', { state: 'in_use' }), 16 * 1024 * 1024);
+    assert.equal(sampleValue(f, 'sftp_gateway_upload_memory_bytes', { state: 'limit' }), 32 * 1024 * 1024);
+    assert.equal(sampleValue(f, 'sftp_gateway_upload_memory_waiting_requests'), 5);
+    assert.equal(sampleValue(f, 'sftp_gateway_memory_budget_bytes', { state: 'in_use' }), 24 * 1024 * 1024);
+    assert.equal(sampleValue(f, 'sftp_gateway_memory_budget_waiting_requests'), 0);
   });
 
   it('timeS3 observes latency and the SDK error code', async () => {

@@ -11,6 +11,8 @@ export interface S3Context {
   client: S3Client;
   config: ResolvedS3StoreConfig;
   budget: MemoryBudget;
+  /** Where upload part buffers come from: the budget itself, or a share of it (uploadMemoryMiB). */
+  uploadBudget: MemoryBudget;
   /** Reused part buffers (see part-pool.ts). */
   parts: PartPool;
   log: Logger;

@@ -194,7 +194,7 @@ export class S3MultipartWriter implements ObjectWriter {
     while (off < data.length) {
       if (!this.#part) {
         const capacity = partSizeFor(this.#nextPart, this.#ctx.config.partSize);
-        this.#partRelease = await this.#ctx.budget.acquire(capacity, this.#ac.signal);
+        this.#partRelease = await this.#ctx.uploadBudget.acquire(capacity, this.#ac.signal);
         if (this.#error) {
           this.#dropPartBuffer();
           throw this.#error;

@@ -45,6 +45,8 @@ import { observeS3Requests, type S3RequestObserver } from './request-metrics.js'
 export interface S3StoreDeps {
   /** Defaults to the process-wide budget. */
   budget?: MemoryBudget;
+  /** Upload part buffers' share of `budget` (a MemoryBudget whose parent it is); default: all of it. */
+  uploadBudget?: MemoryBudget;
   logger?: Logger;
   /** Observes every S3 request (operation, latency, error code): the gateway's metrics. */
   onRequest?: S3RequestObserver;
@@ -107,6 +109,7 @@ export class S3Store implements ObjectStore {
       client: this.client,
       config: c,
       budget,
+      uploadBudget: deps.uploadBudget ?? budget,
       parts: partPoolFor(budget),
       log: deps.logger ?? silentLogger(),
       noteBucket: (b) => this.#buckets.add(b),
