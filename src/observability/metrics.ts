@@ -166,13 +166,13 @@ export class GatewayMetrics {
     memoryGauges(
       registers,
       'sftp_gateway_memory_budget',
-      'Global buffer budget for upload parts and read-ahead',
+      'the global buffer budget for upload parts and read-ahead (memoryBudgetMiB)',
       () => snapshotOf(this.#memorySource),
     );
     memoryGauges(
       registers,
       'sftp_gateway_upload_memory',
-      'Upload part buffers\' share of the memory budget (uploadMemoryMiB)',
+      'the upload parts\' share of the memory budget (uploadMemoryMiB)',
       () => snapshotOf(this.#uploadMemorySource),
     );
 
@@ -278,7 +278,7 @@ function snapshotOf(source: MemoryBudgetSource | undefined): MemoryBudgetSnapsho
   }
 }
 
-/** `<prefix>_bytes{state=in_use|limit}` and `<prefix>_waiting_requests`, read from `snapshot` at each scrape. */
+/** `<prefix>_bytes{state=in_use|limit}` and `<prefix>_waiting_requests` of `what` (a noun phrase), read at each scrape. */
 function memoryGauges(
   registers: Registry[],
   prefix: string,
@@ -287,7 +287,7 @@ function memoryGauges(
 ): void {
   new Gauge({
     name: `${prefix}_bytes`,
-    help: `${what}, by state (in_use, limit).`,
+    help: `Bytes of ${what}, by state (in_use, limit).`,
     labelNames: ['state'] as const,
     registers,
     collect() {
@@ -299,7 +299,7 @@ function memoryGauges(
   });
   new Gauge({
     name: `${prefix}_waiting_requests`,
-    help: `Buffer requests waiting for the ${what.charAt(0).toLowerCase()}${what.slice(1)} (above zero: memory is the bottleneck).`,
+    help: `Buffer requests waiting for ${what} (above zero: memory is the bottleneck).`,
     registers,
     collect() {
       const snap = snapshot();
