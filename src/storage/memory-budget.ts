@@ -2,6 +2,8 @@
  * One process-wide pool of bytes that every upload part buffer and every read-ahead buffer draws from,
  * so that memory is bounded globally and not per file: 100 concurrent uploads wait for each other instead
  * of taking the process down. Waiting is the backpressure; a request is never refused for being busy.
+ * Upload part buffers draw on a share of it (a budget with this one as its parent, uploadMemoryMiB), so
+ * that half-filled parts of slow uploaders cannot take what downloads' read-ahead needs.
  */
 export type Release = () => void;
 
