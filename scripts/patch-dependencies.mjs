@@ -5,14 +5,17 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 
-/** Replaces `broken` by `fixed` in the package file once; already fixed is fine; anything else fails. */
-function patch(relativePath, name, broken, fixed, what) {
+/**
+ * Replaces `broken` by `fixed` in the package file, where it occurs exactly `occurrences` times (once
+ * unless told); already fixed is fine; anything else fails.
+ */
+function patch(relativePath, name, broken, fixed, what, occurrences = 1) {
   const file = require.resolve(relativePath);
   const source = readFileSync(file, 'utf8');
   if (source.includes(fixed)) {
     console.log(`patch-dependencies: ${name} already correct`);
-  } else if (source.split(broken).length === 2) {
-    writeFileSync(file, source.replace(broken, fixed));
+  } else if (source.split(broken).length === occurrences + 1) {
+    writeFileSync(file, source.replaceAll(broken, fixed));
     console.log(`patch-dependencies: fixed ${name} (${what})`);
   } else {
     console.error(
@@ -79,35 +82,31 @@ patch(
 // the gateway's CPU serving 1,000 small files and 2-4 % of a bulk download's. The patch takes padding from
 // a 64 KiB block of the same CSPRNG's output, refilled when used up: each byte is used once, so the
 // padding is exactly as random as before (RFC 4253 section 6), at 0.2 us per packet.
-{
-  const file = require.resolve('ssh2/lib/protocol/crypto.js');
-  const source = readFileSync(file, 'utf8');
-  const call = 'randomFillSync(packet, 5 + payloadLen, padLen);';
-  const helper =
-    '\n// sftp-s3-gateway patch: padding from a block of CSPRNG output, each byte used once.\n' +
-    'const PADDING_BLOCK = Buffer.allocUnsafe(64 * 1024);\n' +
-    'let paddingPos = PADDING_BLOCK.length;\n' +
-    'function fillPadding(packet, offset, len) {\n' +
-    '  if (paddingPos + len > PADDING_BLOCK.length) {\n' +
-    '    randomFillSync(PADDING_BLOCK);\n' +
-    '    paddingPos = 0;\n' +
-    '  }\n' +
-    '  PADDING_BLOCK.copy(packet, offset, paddingPos, paddingPos + len);\n' +
-    '  paddingPos += len;\n' +
-    '}\n';
-  const anchor = 'const { readUInt32BE, writeUInt32BE } = require(\'./utils.js\');\n';
-  if (source.includes('function fillPadding(')) {
-    console.log('patch-dependencies: ssh2 packet padding already correct');
-  } else if (source.split(call).length === 8 && source.split(anchor).length === 2) {
-    writeFileSync(
-      file,
-      source.replaceAll(call, 'fillPadding(packet, 5 + payloadLen, padLen);').replace(anchor, anchor + helper),
-    );
-    console.log('patch-dependencies: fixed ssh2 packet padding (one randomFillSync per 64 KiB, not per packet)');
-  } else {
-    console.error(
-      `patch-dependencies: ${file} has an unexpected shape; check whether ssh2 still needs the padding fix`,
-    );
-    process.exit(1);
-  }
-}
+const paddingBlock =
+  '\n// sftp-s3-gateway patch: padding from a block of CSPRNG output, each byte used once.\n' +
+  'const PADDING_BLOCK = Buffer.allocUnsafe(64 * 1024);\n' +
+  'let paddingPos = PADDING_BLOCK.length;\n' +
+  'function fillPadding(packet, offset, len) {\n' +
+  '  if (paddingPos + len > PADDING_BLOCK.length) {\n' +
+  '    randomFillSync(PADDING_BLOCK);\n' +
+  '    paddingPos = 0;\n' +
+  '  }\n' +
+  '  PADDING_BLOCK.copy(packet, offset, paddingPos, paddingPos + len);\n' +
+  '  paddingPos += len;\n' +
+  '}\n';
+const cryptoRequires = 'const { readUInt32BE, writeUInt32BE } = require(\'./utils.js\');\n';
+patch(
+  'ssh2/lib/protocol/crypto.js',
+  'ssh2 packet padding block',
+  cryptoRequires,
+  cryptoRequires + paddingBlock,
+  'fillPadding() defined',
+);
+patch(
+  'ssh2/lib/protocol/crypto.js',
+  'ssh2 packet padding',
+  'randomFillSync(packet, 5 + payloadLen, padLen);',
+  'fillPadding(packet, 5 + payloadLen, padLen);',
+  'one randomFillSync per 64 KiB, not per packet',
+  7,
+);
