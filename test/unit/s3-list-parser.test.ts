@@ -49,6 +49,25 @@ describe('parseListObjectsV2', () => {
     });
   });
 
+  it('reads a page given as bytes, with multi-byte UTF-8 before the fields it decodes', () => {
+    // The parser searches the bytes as latin1 and decodes each field as UTF-8: raw multi-byte characters
+    // early in the page must not shift the fields that follow.
+    const xml =
+      '<ListBucketResult><Prefix>ünï/</Prefix>' +
+      '<Contents><Key>ünï/日本語 ☃.txt</Key><LastModified>2026-11-21T11:22:33.000Z</LastModified><ETag>"e1"</ETag><Size>7</Size></Contents>' +
+      '<Contents><Key>ünï/b</Key><Size>8</Size><ETag>"e2"</ETag></Contents>' +
+      '<IsTruncated>true</IsTruncated><NextContinuationToken>tök</NextContinuationToken></ListBucketResult>';
+    const page = parseListObjectsV2(Buffer.from(xml, 'utf8'));
+    assert.deepEqual(page, {
+      objects: [
+        { key: 'ünï/日本語 ☃.txt', size: 7, lastModified: new Date('2026-11-21T11:22:33.000Z'), etag: '"e1"' },
+        { key: 'ünï/b', size: 8, lastModified: new Date(0), etag: '"e2"' },
+      ],
+      prefixes: [],
+      nextToken: 'tök',
+    });
+  });
+
   it('gives no token for the last page, and an empty result for an empty listing', () => {
     const last = PAGE.replace('<IsTruncated>true</IsTruncated>', '<IsTruncated>false</IsTruncated>');
     assert.equal(parseListObjectsV2(last).nextToken, undefined);

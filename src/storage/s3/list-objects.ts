@@ -12,59 +12,78 @@ import type { ListPage } from '../object-store.js';
  * ListBucketResult is a flat, well-known document: its elements are found with indexOf and only the
  * four fields of each object the gateway uses are decoded.
  *
+ * The page is searched as a latin1 string (one character per byte, so its offsets are byte offsets)
+ * and every field is decoded from the bytes as UTF-8 into a string of its own. A field cut out of the
+ * page's text with slice() would be a view that keeps the whole ~200 KB page alive for as long as the
+ * key waits to be sent: measured, 64 such pages (13 MiB) piled up in the old generation during a
+ * 100,000-key listing.
+ *
  * Anything this parser does not expect (another root element, a missing Key, an entity it does not
  * know) makes it give up, and the SDK parses that response as before.
  */
-export function parseListObjectsV2(xml: string): ListPage {
+export function parseListObjectsV2(body: Buffer | string): ListPage {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  const page = new PageText(bytes);
+  const xml = page.text;
   const root = xml.indexOf('<ListBucketResult');
   if (root === -1) throw new ListParseError('no ListBucketResult element');
-  const page: ListPage = { objects: [], prefixes: [] };
+  const result: ListPage = { objects: [], prefixes: [] };
   for (let at = xml.indexOf('<Contents>', root); at !== -1;) {
     const end = xml.indexOf('</Contents>', at);
     if (end === -1) throw new ListParseError('unterminated Contents');
-    const key = childText(xml, at, end, 'Key');
+    const key = page.child(at, end, 'Key');
     if (key === undefined || key === '') throw new ListParseError('Contents without a Key');
-    const modified = childText(xml, at, end, 'LastModified');
+    const modified = page.child(at, end, 'LastModified');
     const lastModified = modified === undefined ? new Date(0) : new Date(modified);
     if (Number.isNaN(lastModified.getTime())) throw new ListParseError(`bad LastModified ${modified}`);
-    const size = Number(childText(xml, at, end, 'Size') ?? '0');
+    const size = Number(page.child(at, end, 'Size') ?? '0');
     if (!Number.isSafeInteger(size) || size < 0) throw new ListParseError(`bad Size of ${key}`);
-    page.objects.push({ key, size, lastModified, etag: childText(xml, at, end, 'ETag') ?? '' });
+    result.objects.push({ key, size, lastModified, etag: page.child(at, end, 'ETag') ?? '' });
     at = xml.indexOf('<Contents>', end);
   }
   for (let at = xml.indexOf('<CommonPrefixes>', root); at !== -1;) {
     const end = xml.indexOf('</CommonPrefixes>', at);
     if (end === -1) throw new ListParseError('unterminated CommonPrefixes');
-    const prefix = childText(xml, at, end, 'Prefix');
-    if (prefix !== undefined) page.prefixes.push(prefix);
+    const prefix = page.child(at, end, 'Prefix');
+    if (prefix !== undefined) result.prefixes.push(prefix);
     at = xml.indexOf('<CommonPrefixes>', end);
   }
-  const truncated = childText(xml, root, xml.length, 'IsTruncated');
-  const token = childText(xml, root, xml.length, 'NextContinuationToken');
-  if (truncated === 'true' && token) page.nextToken = token;
-  return page;
+  const truncated = page.child(root, xml.length, 'IsTruncated');
+  const token = page.child(root, xml.length, 'NextContinuationToken');
+  if (truncated === 'true' && token) result.nextToken = token;
+  return result;
 }
 
 export class ListParseError extends Error {}
 
-/**
- * The decoded text of the first `<name>` element between `from` and `to`, '' for `<name/>`. Tag names
- * cannot occur inside text ('<' is always escaped there), so a plain search finds elements only.
- */
-function childText(xml: string, from: number, to: number, name: string): string | undefined {
-  const open = xml.indexOf(`<${name}`, from);
-  if (open === -1 || open >= to) return undefined;
-  const after = open + name.length + 1;
-  const c = xml[after];
-  if (c === '/') return '';
-  if (c !== '>') {
-    // A longer tag with the same beginning (<Prefix> vs <PrefixX>) or one with attributes: look further.
-    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') throw new ListParseError(`attributes on <${name}>`);
-    return childText(xml, after, to, name);
+/** A page's bytes, and the same bytes as a latin1 string to search: its offsets are byte offsets. */
+class PageText {
+  readonly text: string;
+
+  constructor(private readonly bytes: Buffer) {
+    this.text = bytes.toString('latin1');
   }
-  const close = xml.indexOf(`</${name}>`, after);
-  if (close === -1 || close > to) throw new ListParseError(`unterminated <${name}>`);
-  return decodeXmlText(xml.slice(after + 1, close));
+
+  /**
+   * The decoded text of the first `<name>` element between `from` and `to`, '' for `<name/>`. Tag names
+   * cannot occur inside text ('<' is always escaped there), so a plain search finds elements only.
+   */
+  child(from: number, to: number, name: string): string | undefined {
+    const xml = this.text;
+    const open = xml.indexOf(`<${name}`, from);
+    if (open === -1 || open >= to) return undefined;
+    const after = open + name.length + 1;
+    const c = xml[after];
+    if (c === '/') return '';
+    if (c !== '>') {
+      // A longer tag with the same beginning (<Prefix> vs <PrefixX>) or one with attributes: look further.
+      if (c === ' ' || c === '\t' || c === '\n' || c === '\r') throw new ListParseError(`attributes on <${name}>`);
+      return this.child(after, to, name);
+    }
+    const close = xml.indexOf(`</${name}>`, after);
+    if (close === -1 || close > to) throw new ListParseError(`unterminated <${name}>`);
+    return decodeXmlText(this.bytes.toString('utf8', after + 1, close));
+  }
 }
 
 const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: '\'' };
@@ -103,7 +122,7 @@ export function parseListingOurselves(command: ListObjectsV2Command, onPage: (pa
       for await (const chunk of response.body) chunks.push(chunk as Buffer);
       const body = Buffer.concat(chunks);
       try {
-        onPage(parseListObjectsV2(body.toString('utf8')));
+        onPage(parseListObjectsV2(body));
         response.body = Readable.from([EMPTY_RESULT]);
         listParsing.ours++;
       } catch {
