@@ -81,6 +81,8 @@ const USAGE = `usage: npm run bench -- [options]
                      out-of-order read and moves ~3 MB/s here, so full sizes would take many minutes)
   --many-servers L   servers of the concurrent-upload run (default openssh,gw-s3,sdk)
   --gateway-config J JSON merged over the gateway's config (e.g. '{"memoryBudgetMiB":64}') for experiments
+  --gateway-node-flags F  node flags added after npm start's (e.g. '--max-semi-space-size=4'; the last
+                     occurrence of a V8 flag wins) for experiments
   --keep-files       keep the transferred files (by default they are deleted at the end; the listing
                      folders are always kept)
   --keep-s3          leave the S3 server running at the end (another bench run may be using it)
@@ -113,6 +115,7 @@ const { values: opt } = parseArgs({
     'keep-s3': { type: 'boolean', default: false },
     'keep-files': { type: 'boolean', default: false },
     'gateway-config': { type: 'string', default: '{}' },
+    'gateway-node-flags': { type: 'string', default: '' },
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
     help: { type: 'boolean', default: false },
   },
@@ -433,6 +436,7 @@ async function main(): Promise<void> {
             s3,
             opt.profile ? path.join(profileRoot, `${w}-${kind}`) : undefined,
             JSON.parse(opt['gateway-config']) as Record<string, unknown>,
+            opt['gateway-node-flags'].split(/\s+/).filter(Boolean),
           ),
         );
       }

@@ -362,6 +362,7 @@ export async function startBenchGateway(
   s3: S3Server | undefined,
   profileDir?: string,
   extraConfig: Record<string, unknown> = {},
+  nodeFlags: string[] = [],
 ): Promise<GatewayServer> {
   const storage =
     kind === 'local'
@@ -392,7 +393,7 @@ export async function startBenchGateway(
       ...extraConfig,
     },
     env,
-    profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+    [...nodeFlags, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
   );
   return {
     id: kind === 'local' ? 'gw-local' : 'gw-s3',
