@@ -143,7 +143,8 @@ export function targets(rows: Row[]): string {
     );
   };
   for (const r of rows) {
-    if (r.direction === 'connect') continue;
+    // A first pass of the small-file workloads is shown in the table but judged on its second pass.
+    if (r.direction === 'connect' || r.workload.endsWith('first pass')) continue;
     const a = anchors(rows, r);
     const tag = `${r.workload}, ${r.cipher}`;
     if (r.server === 'gateway, local store' && a.openssh) {
