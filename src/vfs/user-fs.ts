@@ -512,10 +512,17 @@ export class ObjectFileSystem implements UserFileSystem {
  * A directory listing read one store page at a time, handing out at most `max` entries per call. The
  * next page is always being fetched while the client reads the current one, so the store's latency
  * overlaps the SFTP round trips instead of adding to them; at most two pages are held.
+ *
+ * A page is made compact (a name and two numbers per entry) as soon as it arrives, and the entries READDIR
+ * sends are built when it asks for them. A page waits across ~10 READDIR round trips, long enough for
+ * V8's young-generation collections to promote what it holds into the old generation, where it stays
+ * until a full collection. Held as ObjectInfo and DirEntry objects (five per entry), a 100,000-key listing
+ * promoted 13-30 MiB beyond start-up (`--trace-gc-nvp`, 2 runs); compact, 11-13 MiB (3 runs).
  */
 class PrefixDirHandle implements DirHandle {
-  private buffered: DirEntry[] = [];
-  private pending: Promise<ListPage> | undefined;
+  private page: CompactPage | undefined;
+  private cursor = 0;
+  private pending: Promise<CompactPage & { nextToken?: string }> | undefined;
   private exhausted = false;
   private closed = false;
   private readonly prefix: string;
@@ -535,38 +542,49 @@ class PrefixDirHandle implements DirHandle {
   }
 
   private fetch(token: string | undefined): void {
-    this.pending = this.store.list(this.location.bucket, {
-      prefix: this.prefix,
-      delimiter: '/',
-      continuationToken: token,
-    });
+    const hide = this.prefix === '' ? this.hiddenPrefix : undefined;
+    this.pending = this.store
+      .list(this.location.bucket, { prefix: this.prefix, delimiter: '/', continuationToken: token })
+      .then((page) => ({ ...compactPage(page, this.prefix, hide), nextToken: page.nextToken }));
     // Read (and its error reported) by next(); a listing closed early never reads it.
     this.pending.catch(() => undefined);
   }
 
   async next(max: number): Promise<DirEntry[] | undefined> {
-    while (this.buffered.length === 0 && !this.exhausted && !this.closed) {
+    while ((!this.page || this.cursor >= this.page.names.length) && !this.exhausted && !this.closed) {
       const page = await this.pending!;
       if (this.closed) break;
       this.exhausted = !page.nextToken;
       this.pending = undefined;
       if (!this.exhausted) this.fetch(page.nextToken);
-      this.buffered = mergePage(page, this.prefix);
-      if (this.prefix === '' && this.hiddenPrefix) {
-        this.buffered = this.buffered.filter((e) => e.name !== this.hiddenPrefix);
-      }
-      if (this.subdirNames && this.subdirNames.length + page.prefixes.length <= MAX_LEARNT_SUBDIRS) {
-        for (const e of this.buffered) if (e.stat.type === 'directory') this.subdirNames.push(e.name);
+      this.page = page;
+      this.cursor = 0;
+      if (this.subdirNames && this.subdirNames.length + page.directories <= MAX_LEARNT_SUBDIRS) {
+        for (let i = 0; i < page.names.length; i++) if (page.sizes[i]! < 0) this.subdirNames.push(page.names[i]!);
       } else this.subdirNames = undefined;
       if (this.exhausted && this.subdirNames) this.onComplete?.(this.subdirNames, this.startedAt);
     }
-    if (this.buffered.length === 0) return undefined;
-    return this.buffered.splice(0, max);
+    const page = this.page;
+    if (this.closed || !page || this.cursor >= page.names.length) return undefined;
+    const end = Math.min(page.names.length, this.cursor + max);
+    const entries: DirEntry[] = [];
+    for (let i = this.cursor; i < end; i++) {
+      const size = page.sizes[i]!;
+      entries.push({
+        name: page.names[i]!,
+        stat:
+          size < 0
+            ? dirStat(EPOCH)
+            : { type: 'file', size, mtime: new Date(page.mtimes[i]!), permissions: FILE_PERMISSIONS },
+      });
+    }
+    this.cursor = end;
+    return entries;
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.buffered = [];
+    this.page = undefined;
     this.pending = undefined;
   }
 }
@@ -575,15 +593,41 @@ function dirCacheKey(location: StoreLocation): string {
   return `${location.bucket}/${location.key}`;
 }
 
-function mergePage(page: ListPage, prefix: string): DirEntry[] {
-  const entries: DirEntry[] = [];
-  for (const p of page.prefixes) entries.push({ name: baseName(p.slice(0, -1)), stat: dirStat(EPOCH) });
-  for (const o of page.objects) {
-    // The directory's own marker is not an entry of it.
-    if (o.key === prefix || o.key.endsWith('/')) continue;
-    entries.push({ name: o.key.slice(prefix.length), stat: fileStat(o) });
+/** A page's entries in name order: parallel arrays, size -1 for a directory, mtime in ms. */
+interface CompactPage {
+  names: string[];
+  sizes: number[];
+  mtimes: number[];
+  directories: number;
+}
+
+/**
+ * The entries of a listing page below `prefix`, subdirectories and files together in name order; the
+ * directory's own marker and `hide` (the hidden prefix, at the top of a bucket) are not entries.
+ */
+function compactPage(page: ListPage, prefix: string, hide: string | undefined): CompactPage {
+  const names: string[] = [];
+  const sizes: number[] = [];
+  const mtimes: number[] = [];
+  for (const p of page.prefixes) {
+    names.push(baseName(p.slice(0, -1)));
+    sizes.push(-1);
+    mtimes.push(0);
   }
-  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const o of page.objects) {
+    if (o.key === prefix || o.key.endsWith('/')) continue;
+    names.push(o.key.slice(prefix.length));
+    sizes.push(o.size);
+    mtimes.push(o.lastModified.getTime());
+  }
+  const order = names.map((_, i) => i).filter((i) => names[i] !== hide);
+  order.sort((a, b) => (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0));
+  return {
+    names: order.map((i) => names[i]!),
+    sizes: order.map((i) => sizes[i]!),
+    mtimes: order.map((i) => mtimes[i]!),
+    directories: order.reduce((n, i) => n + (sizes[i]! < 0 ? 1 : 0), 0),
+  };
 }
 
 function fileStat(info: ObjectInfo): FileStat {
