@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -102,5 +102,45 @@ describe('ObjectFileSystem: a listing keeps the next page in flight', () => {
     await assert.rejects(fs.openDir('/b/home/u/missing'), (e) => isGatewayError(e, 'NotFound'));
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(unhandled, []);
+  });
+});
+
+describe('ObjectFileSystem: listing entries kept compact between READDIRs', () => {
+  let root: string;
+  let local: LocalStore;
+  let fs: ObjectFileSystem;
+
+  before(async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'sftp-gw-listing-'));
+    const dir = path.join(root, 'b', 'home', 'u', 'x');
+    for (const d of ['a', 'd']) mkdirSync(path.join(dir, d), { recursive: true });
+    writeFileSync(path.join(dir, 'b'), 'bb');
+    writeFileSync(path.join(dir, 'c'), 'ccc');
+    writeFileSync(path.join(dir, 'e'), '');
+    local = new LocalStore({ root });
+    await local.init();
+    fs = userFsOn(paging(local).store, root);
+  });
+  after(async () => {
+    await local.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('hands out directories and files in name order, with sizes and times, a batch at a time', async () => {
+    const dir = await fs.openDir('/b/home/u/x');
+    const got: string[] = [];
+    // One entry per READDIR: the entries of a page are handed out over several calls.
+    for (let batch = await dir.next(1); batch; batch = await dir.next(1)) {
+      assert.equal(batch.length, 1);
+      const [e] = batch;
+      got.push(`${e!.name} ${e!.stat.type} ${e!.stat.size}`);
+      if (e!.stat.type === 'file') {
+        const st = statSync(path.join(root, 'b', 'home', 'u', 'x', e!.name));
+        assert.equal(e!.stat.mtime.getTime(), st.mtime.getTime(), `mtime of ${e!.name}`);
+      }
+    }
+    assert.deepEqual(got, ['a directory 0', 'b file 2', 'c file 3', 'd directory 0', 'e file 0']);
+    assert.equal(await dir.next(1), undefined);
+    await dir.close();
   });
 });
