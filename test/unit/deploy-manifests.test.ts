@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
+import { GatewayMetrics } from '../../src/observability/metrics.js';
 
 // No Kubernetes schema validator (kubeconform, kubeval) is packaged for Debian or npm here, so this is
 // the "YAML parse plus required fields" check: every manifest parses, has the fields the API server
@@ -74,6 +75,7 @@ const API_VERSIONS: Record<string, string> = {
   Deployment: 'apps/v1',
   PodDisruptionBudget: 'policy/v1',
   ServiceMonitor: 'monitoring.coreos.com/v1',
+  PrometheusRule: 'monitoring.coreos.com/v1',
 };
 const DNS_1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -277,6 +279,48 @@ describe('deploy/kubernetes manifests', () => {
         one('Service', 'sftp-s3-gateway')['metadata']['labels'],
       ),
     );
+  });
+
+  it('optional PrometheusRule: alerts on metrics the gateway exports, with labels they have, from the ServiceMonitor\'s job', async () => {
+    const rules: Obj[] = one('PrometheusRule')['spec']['groups'].flatMap((g: Obj) => g['rules']);
+    assert.ok(rules.length > 0);
+    // What a gateway exposes: its own registry (no store needed to know the names and label names).
+    const metrics = new GatewayMetrics();
+    const exported = new Map<string, { type: string; labelNames: string[] }>();
+    for (const m of metrics.registry.getMetricsAsArray()) {
+      const o = m as unknown as { name: string; type: string; labelNames?: string[] };
+      exported.set(o.name, { type: String(o.type), labelNames: o.labelNames ?? [] });
+    }
+    const lookup = (name: string) => {
+      const direct = exported.get(name);
+      if (direct) return { labelNames: direct.labelNames };
+      const base = /^(.*)_(bucket|count|sum)$/.exec(name);
+      const h = base ? exported.get(base[1]!) : undefined;
+      if (!h || !['histogram', 'summary'].includes(h.type)) return undefined;
+      return { labelNames: base![2] === 'bucket' ? [...h.labelNames, 'le'] : h.labelNames };
+    };
+    const metricsService = byKind('Service').find((svc) =>
+      selects(one('ServiceMonitor')['spec']['selector']['matchLabels'], svc['metadata']['labels']),
+    );
+    for (const rule of rules) {
+      const what = String(rule['alert']);
+      assert.match(what, /^SftpGateway[A-Za-z0-9]+$/);
+      assert.equal(typeof rule['expr'], 'string', what);
+      assert.ok(['critical', 'warning', 'info'].includes(rule['labels']?.['severity']), `${what}: severity`);
+      assert.ok(rule['annotations']?.['summary'], `${what}: summary`);
+      const expr: string = rule['expr'];
+      for (const [, name, selector] of expr.matchAll(/\b((?:sftp_gateway|nodejs|process|up)\w*)(?:\{([^}]*)\})?/g)) {
+        if (name === 'up') {
+          // The Prometheus Operator names a ServiceMonitor's job after the Service it scrapes.
+          assert.match(selector ?? '', new RegExp(`job="${metricsService!['metadata']['name']}"`), what);
+          continue;
+        }
+        const m = lookup(name!);
+        assert.ok(m, `${what}: ${name} is not a metric the gateway exports`);
+        for (const [, label] of (selector ?? '').matchAll(/(\w+)\s*(?:=|!=|=~|!~)/g))
+          assert.ok(m.labelNames.includes(label!), `${what}: ${name} has no label ${label}`);
+      }
+    }
   });
 });
 
