@@ -498,6 +498,17 @@ interface Files {
   manyFile: string;
 }
 
+/** The row of a small-file workload (`pass`: FIRST_PASS, or '' for the pass that counts). */
+function smallFilesRow(direction: 'put' | 'get', cipher: string, pass = '') {
+  return {
+    workload: `${direction} ${size.small} small files${pass}`,
+    direction,
+    cipher,
+    files: size.small,
+    bytes: size.small * size.smallBytes,
+  };
+}
+
 async function runWorkload(
   w: Workload,
   cipher: string,
@@ -645,24 +656,16 @@ async function runWorkload(
         await rm(dl, { recursive: true, force: true });
         break;
       }
-      case 'small-put': {
-        const rowOf = (workload: string) => ({
-          workload,
-          direction: 'put',
-          cipher,
-          files: size.small,
-          bytes: size.small * size.smallBytes,
-        });
+      case 'small-put':
         // See FIRST_PASS: the first pass goes to a folder of its own.
         ok(await sftp(s, cipher, `-mkdir ${root}/first\n`), 'sftp mkdir');
-        await measure(s, rowOf(`put ${size.small} small files${FIRST_PASS}`), async () =>
+        await measure(s, smallFilesRow('put', cipher, FIRST_PASS), async () =>
           ok(await sftp(s, cipher, `put -r ${f.smallDir} ${root}/first\n`), 'sftp put -r'),
         );
-        await measure(s, rowOf(`put ${size.small} small files`), async () =>
+        await measure(s, smallFilesRow('put', cipher), async () =>
           ok(await sftp(s, cipher, `put -r ${f.smallDir} ${root}\n`), 'sftp put -r'),
         );
         break;
-      }
       case 'small-get': {
         if (!workloads.has('small-put'))
           ok(
@@ -674,13 +677,7 @@ async function runWorkload(
           await rm(out, { recursive: true, force: true });
           await measure(
             s,
-            {
-              workload: `get ${size.small} small files${pass}`,
-              direction: 'get',
-              cipher,
-              files: size.small,
-              bytes: size.small * size.smallBytes,
-            },
+            smallFilesRow('get', cipher, pass),
             async () => {
               ok(
                 await sftp(s, cipher, `get -r ${root}/${path.basename(f.smallDir)} ${out}\n`),
@@ -808,22 +805,14 @@ async function runSdk(w: Workload, sdk: Sdk, f: Files) {
         },
       );
       break;
-    case 'small-put': {
-      const rowOf = (workload: string) => ({
-        workload,
-        direction: 'put',
-        cipher,
-        files: size.small,
-        bytes: size.small * size.smallBytes,
-      });
-      await measure(s, rowOf(`put ${size.small} small files${FIRST_PASS}`), async () => {
+    case 'small-put':
+      await measure(s, smallFilesRow('put', cipher, FIRST_PASS), async () => {
         await sdk.putFolder(f.smallDir, 'bench/w-sdk/first/small');
       });
-      await measure(s, rowOf(`put ${size.small} small files`), async () => {
+      await measure(s, smallFilesRow('put', cipher), async () => {
         await sdk.putFolder(f.smallDir, 'bench/w-sdk/small');
       });
       break;
-    }
     case 'small-get': {
       if (!workloads.has('small-put'))
         await sdk.putFolder(f.smallDir, 'bench/w-sdk/small');
@@ -833,13 +822,7 @@ async function runSdk(w: Workload, sdk: Sdk, f: Files) {
         await mkdir(out, { recursive: true });
         await measure(
           s,
-          {
-            workload: `get ${size.small} small files${pass}`,
-            direction: 'get',
-            cipher,
-            files: size.small,
-            bytes: size.small * size.smallBytes,
-          },
+          smallFilesRow('get', cipher, pass),
           async () => {
             const n = await sdk.getFolder('bench/w-sdk/small', out);
             if (n !== size.small)
