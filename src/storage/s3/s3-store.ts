@@ -209,13 +209,10 @@ export class S3Store implements ObjectStore {
       const etag = range.etag ?? r.ETag;
       if (!etag) return body;
       const end = r.ContentLength !== undefined ? range.start + r.ContentLength : undefined;
-      return new ResumableBody(body, { start: range.start, end, where }, async (from, signal) => {
-        try {
-          return (await get(from, etag, signal)).Body as Readable;
-        } catch (err) {
-          throw mapS3Error('GetObject', err, where);
-        }
-      });
+      // ResumableBody maps a failed re-open's error itself.
+      return new ResumableBody(body, { start: range.start, end, where }, async (from, signal) =>
+        (await get(from, etag, signal)).Body as Readable,
+      );
     } catch (err) {
       // A range starting at the end of the object (e.g. `bytes=0-` of an empty one) is unsatisfiable.
       if (s3Status(err) === 416) {
