@@ -559,9 +559,10 @@ class PrefixDirHandle implements DirHandle {
       if (!this.exhausted) this.fetch(page.nextToken);
       this.page = page;
       this.cursor = 0;
-      if (this.subdirNames && this.subdirNames.length + page.directories <= MAX_LEARNT_SUBDIRS) {
+      if (this.subdirNames) {
         for (let i = 0; i < page.names.length; i++) if (page.sizes[i]! < 0) this.subdirNames.push(page.names[i]!);
-      } else this.subdirNames = undefined;
+        if (this.subdirNames.length > MAX_LEARNT_SUBDIRS) this.subdirNames = undefined;
+      }
       if (this.exhausted && this.subdirNames) this.onComplete?.(this.subdirNames, this.startedAt);
     }
     const page = this.page;
@@ -598,7 +599,6 @@ interface CompactPage {
   names: string[];
   sizes: number[];
   mtimes: number[];
-  directories: number;
 }
 
 /**
@@ -626,7 +626,6 @@ function compactPage(page: ListPage, prefix: string, hide: string | undefined): 
     names: order.map((i) => names[i]!),
     sizes: order.map((i) => sizes[i]!),
     mtimes: order.map((i) => mtimes[i]!),
-    directories: order.reduce((n, i) => n + (sizes[i]! < 0 ? 1 : 0), 0),
   };
 }
 
