@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { isGatewayError } from '../../src/errors.js';
-import { MemoryBudget } from '../../src/storage/memory-budget.js';
 import { MiB } from '../../src/storage/s3/config.js';
-import { S3Store } from '../../src/storage/s3/s3-store.js';
+import { captureEscapedErrors, storeOnFake } from '../support/fake-s3-store.js';
 import { clearAwsEnv } from '../support/s3.js';
 
 /*
@@ -218,26 +217,12 @@ function response(
 }
 
 /** Errors that escaped to the process: each must fail the variant that was running. */
-const escaped: unknown[] = [];
-const onEscape = (err: unknown) => escaped.push(err);
+const escaped = captureEscapedErrors();
 
 async function runVariant(m: Misbehaviour, compatibility: 'generic' | 'aws' = 'generic'): Promise<void> {
   const fake = new FakeS3(m);
   const endpoint = await fake.listen();
-  const budget = new MemoryBudget(64 * MiB);
-  // As createStore builds it for an S3-compatible endpoint (minus the janitor, which would list uploads).
-  const store = new S3Store(
-    {
-      region: 'us-east-1',
-      endpoint,
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'AKIDFAKE', secretAccessKey: 'fake-secret' },
-      partSize: PART,
-      uploadConcurrency: 4,
-      compatibility,
-    },
-    { budget },
-  );
+  const { store, budget } = storeOnFake(endpoint, { partSize: PART, uploadConcurrency: 4, compatibility });
   const before = escaped.length;
   try {
     // Streamed in 256 KiB writes as an SFTP session does: 3 parts, or one PutObject of 4 MiB.
@@ -282,15 +267,7 @@ async function runVariant(m: Misbehaviour, compatibility: 'generic' | 'aws' = 'g
 }
 
 describe('S3Store when the store answers 507 while a request body is being sent', () => {
-  before(() => {
-    clearAwsEnv();
-    process.on('uncaughtException', onEscape);
-    process.on('unhandledRejection', onEscape);
-  });
-  after(() => {
-    process.off('uncaughtException', onEscape);
-    process.off('unhandledRejection', onEscape);
-  });
+  before(() => clearAwsEnv());
 
   const variants: Array<[string, Omit<Misbehaviour, 'target'>]> = [
     ['before any body, keeps reading', { after: 0, then: 'keep-reading' }],

@@ -3,13 +3,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isGatewayError } from '../../src/errors.js';
 import { MemoryBudget } from '../../src/storage/memory-budget.js';
 import { MiB, type S3StoreConfig } from '../../src/storage/s3/config.js';
 import type { S3ReadAheadReader } from '../../src/storage/s3/read-ahead-reader.js';
 import { S3Store } from '../../src/storage/s3/s3-store.js';
+import { captureEscapedErrors, storeOnFake } from '../support/fake-s3-store.js';
 import { clearAwsEnv } from '../support/s3.js';
 
 /*
@@ -209,8 +210,7 @@ afterEach(async () => {
 });
 
 /** Errors that escaped to the process: each fails the test that was running. */
-const escaped: unknown[] = [];
-const onEscape = (err: unknown) => escaped.push(err);
+const escaped = captureEscapedErrors();
 
 /** Runs `fn` against a fresh fake and store (generic settings, as for Ceph or Swift; socketTimeout T). */
 async function withStore(
@@ -220,19 +220,7 @@ async function withStore(
 ): Promise<void> {
   const fake = new FakeS3(options);
   const endpoint = await fake.listen();
-  const budget = new MemoryBudget(64 * MiB);
-  const store = new S3Store(
-    {
-      region: 'us-east-1',
-      endpoint,
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'AKIDFAKE', secretAccessKey: 'fake-secret' },
-      compatibility: 'generic',
-      socketTimeout: T,
-      ...config,
-    },
-    { budget },
-  );
+  const { store, budget } = storeOnFake(endpoint, { socketTimeout: T, ...config });
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -307,15 +295,7 @@ async function consume(stream: Readable, pauseAfter: number[] = [], pause = 0): 
 
 const TEST = { timeout: 30_000 };
 
-before(() => {
-  clearAwsEnv();
-  process.on('uncaughtException', onEscape);
-  process.on('unhandledRejection', onEscape);
-});
-after(() => {
-  process.off('uncaughtException', onEscape);
-  process.off('unhandledRejection', onEscape);
-});
+before(() => clearAwsEnv());
 
 describe('S3 socket timeout: a store that goes silent', () => {
   it('PutObject read, never answered: StoreUnavailable after about the timeout', TEST, () =>
