@@ -5,14 +5,15 @@ import { isRefusedLoginName } from './config/users.js';
 import { identityProviderFor } from './identity/provider.js';
 import { sessionAccess } from './identity/session-access.js';
 import { audit } from './observability/audit.js';
-import { type ObservabilityServer, startObservabilityServer } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
+import { type ObservabilityServer, type Readiness, startObservabilityServer } from './observability/http.js';
 import { GatewayMetrics, s3RequestObserver } from './observability/metrics.js';
 import { auditSftpEvent } from './protocol/sftp-audit.js';
 import { SshGateway } from './protocol/ssh-server.js';
 import { createStore } from './storage/create-store.js';
 import { configureSharedMemoryBudget, MemoryBudget } from './storage/memory-budget.js';
 import { createUserStore } from './users/create-user-store.js';
+import { notifyingUserStore } from './users/notifying-store.js';
 import { createUserFileSystem } from './vfs/factory.js';
 
 export interface RunningGateway {
@@ -22,17 +23,36 @@ export interface RunningGateway {
   shutdown(deadlineMs: number): Promise<void>;
   /** Swaps in a new config for new logins (users, keys, policies). */
   reload(config: GatewayConfig): void;
+  metrics: GatewayMetrics;
+  /** What `/readyz` answers: config loaded, store reachable, accepting connections. */
+  readiness(): Promise<Readiness>;
+  /** Re-reads the API's user store now (another worker changed it). */
+  refreshUsers(): Promise<void>;
+}
+
+/** One of `server.workers` processes (src/cluster/): the primary serves /metrics and /readyz for all. */
+export interface WorkerRole {
+  index: number;
+  count: number;
+  /** Called after the user API changed a user; resolves when every other worker has re-read the store. */
+  usersChanged(): Promise<void>;
 }
 
 /** Wires config -> store -> filesystem factory -> SSH server, plus metrics and health. */
-export async function startGateway(initial: GatewayConfig, logger: Logger): Promise<RunningGateway> {
+export async function startGateway(
+  initial: GatewayConfig,
+  logger: Logger,
+  worker?: WorkerRole,
+): Promise<RunningGateway> {
   let config = initial;
+  // The budgets are the container's: each worker gets its share.
+  const share = worker?.count ?? 1;
   const homeBuckets = [...config.users.values()].flatMap((u) => {
     const bucket = u.HomeDirectory?.split('/')[1];
     return bucket && !bucket.includes('$') ? [bucket] : [];
   });
-  const budget = configureSharedMemoryBudget(config.memoryBudgetMiB * 1024 * 1024);
-  const uploadBudget = new MemoryBudget(config.uploadMemoryMiB * 1024 * 1024, budget);
+  const budget = configureSharedMemoryBudget(Math.floor((config.memoryBudgetMiB * 1024 * 1024) / share));
+  const uploadBudget = new MemoryBudget(Math.floor((config.uploadMemoryMiB * 1024 * 1024) / share), budget);
   const metrics = new GatewayMetrics();
   metrics.setMemoryBudgetSource(() => budget);
   metrics.setUploadMemorySource(() => uploadBudget);
@@ -142,38 +162,53 @@ export async function startGateway(initial: GatewayConfig, logger: Logger): Prom
   });
   const sshPort = await ssh.listen(config.server.port, config.server.host);
   logger.info(
-    { port: sshPort, host: config.server.host, storage: config.storage.type, users: config.users.size },
-    'SFTP gateway listening',
+    {
+      port: sshPort,
+      host: config.server.host,
+      storage: config.storage.type,
+      users: config.users.size,
+      ...(worker && { pid: process.pid }),
+    },
+    // With workers, the primary says "SFTP gateway listening" once they all are.
+    worker ? 'worker listening' : 'SFTP gateway listening',
   );
 
+  const readiness = async (): Promise<Readiness> => {
+    const storeCheck = await store.check().then(
+      () => ({ ok: true }),
+      (e: Error) => ({ ok: false, message: e.message }),
+    );
+    const checks = { config: { ok: true }, store: storeCheck, accepting: { ok: accepting } };
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  };
   let http: ObservabilityServer | undefined;
-  if (config.metrics) {
+  if (config.metrics && !worker) {
     http = await startObservabilityServer({
       host: config.metrics.host,
       port: config.metrics.port,
       metrics,
       logger,
-      readiness: async () => {
-        const storeCheck = await store.check().then(
-          () => ({ ok: true }),
-          (e: Error) => ({ ok: false, message: e.message }),
-        );
-        const checks = { config: { ok: true }, store: storeCheck, accepting: { ok: accepting } };
-        return { ready: Object.values(checks).every((c) => c.ok), checks };
-      },
+      readiness,
     });
   }
 
-  const api = await startUserApi({
-    config: () => config,
-    users: apiUsers,
-    hostKeys: hostKeys.map((k) => k.private),
-    logger,
-  });
+  // One worker serves the user API, so that its changes are made one at a time.
+  const api =
+    worker && worker.index !== 0
+      ? undefined
+      : await startUserApi({
+          config: () => config,
+          users: worker ? notifyingUserStore(apiUsers, worker.usersChanged) : apiUsers,
+          hostKeys: hostKeys.map((k) => k.private),
+          logger,
+        });
 
   return {
     sshPort,
     metricsPort: http?.port,
+    metrics,
+    readiness,
+    refreshUsers: () => apiUsers.refresh(),
     reload(next) {
       config = next;
       identity = identityProviderFor(config, logger);

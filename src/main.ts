@@ -1,6 +1,9 @@
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { runHashPassword } from './cli/hash-password.js';
 import { runImport } from './cli/import.js';
+import { runPrimary } from './cluster/primary.js';
+import { connectToPrimary, workerPlace } from './cluster/worker.js';
 import { ConfigError, configPathFrom, loadConfig } from './config/load.js';
 import { watchConfigFile } from './config/watch.js';
 import { startGateway } from './gateway.js';
@@ -44,9 +47,17 @@ async function main(): Promise<number> {
     process.stdout.write(`${file}: ok (${config.users.size} users)\n`);
     return 0;
   }
-  const logger = createLogger({ level: config.logging.level });
-  warnIfMemoryReducerOn(logger);
-  const gateway = await startGateway(config, logger);
+  const rootLogger = createLogger({ level: config.logging.level });
+  if (cluster.isPrimary && config.server.workers > 1) {
+    warnIfMemoryReducerOn(rootLogger);
+    return runPrimary(config, rootLogger);
+  }
+  const place = cluster.isWorker ? workerPlace(process.env) : undefined;
+  const logger = place ? rootLogger.child({ worker: place.index }) : rootLogger;
+  if (!place) warnIfMemoryReducerOn(logger);
+  const primary = place && connectToPrimary(place, logger);
+  const gateway = await startGateway(config, logger, primary?.role);
+  await primary?.serve(gateway);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -69,6 +80,8 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // A worker whose primary is gone would serve on unsupervised: it stops like on SIGTERM.
+  if (place) process.on('disconnect', () => stop('primary exited'));
   const reload = (why: string) => {
     try {
       config = loadConfig(file);

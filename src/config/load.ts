@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { isMap, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
@@ -16,7 +17,9 @@ export class ConfigError extends Error {
   }
 }
 
-export interface GatewayConfig extends Omit<RawConfig, 'users' | 'stateDir' | 'roles'> {
+export interface GatewayConfig extends Omit<RawConfig, 'users' | 'stateDir' | 'roles' | 'server'> {
+  /** `workers: auto` resolved to a count. */
+  server: Omit<RawConfig['server'], 'workers'> & { workers: number };
   /** Absolute; always set (defaults to the first host key's folder). */
   stateDir: string;
   /** Absolute path of the file this came from. */
@@ -110,6 +113,16 @@ export function parseConfig(text: string, file: string): GatewayConfig {
       }
     });
   });
+  // `auto` is resolved here so that the primary and its workers share one count (same machine, same CPUs).
+  const workers = raw.server.workers === 'auto' ? availableParallelism() : raw.server.workers;
+  if (raw.storage.type === 's3' && raw.uploadMemoryMiB / workers < raw.storage.partSizeMiB)
+    problems.push(
+      problem(
+        ['server', 'workers'],
+        `${workers} workers share uploadMemoryMiB (${raw.uploadMemoryMiB}) to less than one ` +
+          `${raw.storage.partSizeMiB} MiB part each; raise uploadMemoryMiB to at least ${workers * raw.storage.partSizeMiB}`,
+      ),
+    );
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dir = path.dirname(file);
@@ -125,7 +138,7 @@ export function parseConfig(text: string, file: string): GatewayConfig {
   return {
     ...raw,
     file,
-    server: { ...raw.server, hostKeys: raw.server.hostKeys.map(resolve) },
+    server: { ...raw.server, workers, hostKeys: raw.server.hostKeys.map(resolve) },
     stateDir: resolve(raw.stateDir ?? path.dirname(raw.server.hostKeys[0]!)),
     storage,
     users,

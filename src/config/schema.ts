@@ -93,6 +93,12 @@ export const serverSchema = z.strictObject({
   /** ENABLE_NO_OP (accept and ignore mode/times, the default here) or DEFAULT (refuse them, as the managed service does on S3). */
   setStatOption: z.enum(['ENABLE_NO_OP', 'DEFAULT']).default('ENABLE_NO_OP'),
   shutdownDeadlineSeconds: z.number().min(0).default(30),
+  /**
+   * Processes serving SSH (node:cluster), each with its own event loop; `auto` is one per CPU the process
+   * may run on. One event loop carries about one core of encryption and SFTP work; more workers use more
+   * cores in one container. memoryBudgetMiB and uploadMemoryMiB are shared out between them.
+   */
+  workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
   /** SftpAuthenticationMethods; default PUBLIC_KEY_OR_PASSWORD (password only for users with a PasswordHash). */
   sftpAuthenticationMethods: z
     .enum(['PUBLIC_KEY', 'PASSWORD', 'PUBLIC_KEY_OR_PASSWORD', 'PUBLIC_KEY_AND_PASSWORD'])

@@ -1,7 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from './logger.js';
-import type { GatewayMetrics } from './metrics.js';
 
 /**
  * The operations listener: Prometheus metrics and the health endpoints, on their own port, away from SSH.
@@ -37,11 +36,17 @@ export interface Readiness {
 
 export type ReadinessProbe = () => Promise<Readiness>;
 
+/** A registry's text exposition: one process's (GatewayMetrics) or every worker's, summed (src/cluster/). */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
 export interface ObservabilityServerOptions {
   host: string;
   /** 0 picks a free port (tests); the bound one is in the result. */
   port: number;
-  metrics: GatewayMetrics;
+  metrics: MetricsSource;
   readiness: ReadinessProbe;
   logger: Logger;
   /** A readiness probe slower than this answers 503. Default 5000 ms (below a kubelet's usual probe timeout). */

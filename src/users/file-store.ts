@@ -53,6 +53,10 @@ export class FileUserStore extends CachedUserStore {
     this.timer = undefined;
   }
 
+  async refresh(): Promise<void> {
+    await this.reloadIfChanged();
+  }
+
   async serverId(): Promise<string> {
     if (this.id) return this.id;
     const file = path.join(path.dirname(this.file), 'server-id');

@@ -62,6 +62,19 @@ export class ObjectUserStore extends CachedUserStore {
     await this.polling;
   }
 
+  async refresh(): Promise<void> {
+    // A poll already under way may have listed the prefix before the change: wait for it, then list again.
+    await this.polling;
+    const run = this.poll();
+    const settled: Promise<void> = run
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.polling === settled) this.polling = undefined;
+      });
+    this.polling = settled;
+    await run;
+  }
+
   async serverId(): Promise<string> {
     if (this.id) return this.id;
     const key = `${this.prefix}server-id`;

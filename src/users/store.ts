@@ -53,6 +53,8 @@ export interface UserStore {
   /** Loads every user and starts watching for changes made elsewhere. */
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Re-reads what changed elsewhere now instead of at the next poll (another worker changed a user). */
+  refresh(): Promise<void>;
   /** The login view of a user (keys parsed); undefined when absent or invalid. No I/O. */
   find(userName: string): User | undefined;
   get(userName: string): StoredUser | undefined;
@@ -102,6 +104,7 @@ export abstract class CachedUserStore implements UserStore {
 
   abstract start(): Promise<void>;
   abstract stop(): Promise<void>;
+  abstract refresh(): Promise<void>;
   abstract create(user: StoredUser): Promise<void>;
   abstract update(userName: string, change: (user: StoredUser) => StoredUser): Promise<StoredUser>;
   abstract delete(userName: string): Promise<void>;
