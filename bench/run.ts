@@ -9,7 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeFile } from '../test/support/gateway.js';
-import { cpuBetween, cpuSecondsOf, cpuSecondsOfMatching, exec, machineBusySeconds, sampleRss } from './lib/proc.js';
+import {
+  cpuBetween,
+  cpuSecondsOfMatching,
+  exec,
+  machineBusySeconds,
+  sampleRss,
+  treeCpuSecondsOf,
+} from './lib/proc.js';
 import {
   describeMachine,
   loadAverage,
@@ -295,7 +302,7 @@ interface CpuSnapshot {
 
 function cpuSnapshot(server: { label: string; pid?: number }): CpuSnapshot {
   return {
-    server: server.pid === undefined ? undefined : cpuSecondsOf(server.pid),
+    server: server.pid === undefined ? undefined : treeCpuSecondsOf(server.pid),
     self: process.cpuUsage(),
     store: cpuSecondsOfMatching(SWIFT_MARKER),
     machine: machineBusySeconds(),
@@ -308,7 +315,7 @@ function cpuSince(before: CpuSnapshot, server: { label: string; pid?: number }):
     const u = process.cpuUsage(before.self);
     own = (u.user + u.system) / 1e6;
   } else if (server.pid !== undefined && before.server !== undefined) {
-    const now = cpuSecondsOf(server.pid);
+    const now = treeCpuSecondsOf(server.pid);
     if (now !== undefined) own = now - before.server;
   }
   const store = cpuBetween(before.store, cpuSecondsOfMatching(SWIFT_MARKER));

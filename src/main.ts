@@ -6,7 +6,6 @@ import { runPrimary } from './cluster/primary.js';
 import { connectToPrimary, workerPlace } from './cluster/worker.js';
 import { ConfigError, configPathFrom, loadConfig } from './config/load.js';
 import { watchConfigFile } from './config/watch.js';
-import { startGateway } from './gateway.js';
 import { createLogger, type Logger } from './observability/logger.js';
 
 const USAGE = `usage: sftp-s3-gateway [--config FILE]
@@ -56,6 +55,8 @@ async function main(): Promise<number> {
   const logger = place ? rootLogger.child({ worker: place.index }) : rootLogger;
   if (!place) warnIfMemoryReducerOn(logger);
   const primary = place && connectToPrimary(place, logger);
+  // Loaded here, not at the top: a primary (server.workers > 1) never needs the SSH and S3 stacks.
+  const { startGateway } = await import('./gateway.js');
   const gateway = await startGateway(config, logger, primary?.role);
   await primary?.serve(gateway);
 

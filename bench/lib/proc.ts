@@ -133,6 +133,43 @@ export function rssOf(pid: number): number | undefined {
   }
 }
 
+/** A process and its descendants (the gateway's workers with `server.workers`), from /proc's children lists. */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue;
+    }
+    for (const task of tasks) {
+      try {
+        const children = readFileSync(`/proc/${out[i]}/task/${task}/children`, 'utf8').trim();
+        if (children) out.push(...children.split(' ').map(Number));
+      } catch {
+        // The task ended while being read.
+      }
+    }
+  }
+  return out;
+}
+
+/** RSS of a process and its descendants, summed; undefined when the process is gone. */
+export function treeRssOf(pid: number): number | undefined {
+  const tree = processTree(pid);
+  const own = rssOf(pid);
+  if (own === undefined) return undefined;
+  return tree.slice(1).reduce((sum, p) => sum + (rssOf(p) ?? 0), own);
+}
+
+/** CPU seconds of a process and its live descendants (a child that exited takes its share with it). */
+export function treeCpuSecondsOf(pid: number): number | undefined {
+  const own = cpuSecondsOf(pid);
+  if (own === undefined) return undefined;
+  return processTree(pid).slice(1).reduce((sum, p) => sum + (cpuSecondsOf(p) ?? 0), own);
+}
+
 export interface RssStats {
   /** Before the workload started. */
   start: number;
@@ -143,19 +180,19 @@ export interface RssStats {
   quartiles: number[];
 }
 
-/** Samples a process's RSS every `intervalMs` until `stop()`. */
+/** Samples the RSS of a process and its descendants every `intervalMs` until `stop()`. */
 export function sampleRss(
   pid: number | undefined,
   intervalMs = 100,
 ): { stop(): RssStats | undefined } {
   if (pid === undefined) return { stop: () => undefined };
-  const start = rssOf(pid) ?? 0;
+  const start = treeRssOf(pid) ?? 0;
   let peak = start;
   let last = start;
   let samples = 1;
   const series: number[] = [start];
   const timer = setInterval(() => {
-    const v = rssOf(pid);
+    const v = treeRssOf(pid);
     if (v === undefined) return;
     samples++;
     series.push(v);
@@ -165,7 +202,7 @@ export function sampleRss(
   return {
     stop() {
       clearInterval(timer);
-      const v = rssOf(pid);
+      const v = treeRssOf(pid);
       if (v !== undefined) {
         last = v;
         if (v > peak) peak = v;

@@ -380,17 +380,23 @@ export async function startBenchGateway(
   const home = kind === 'local' ? '/bench/home' : `/${s3!.bucket}/bench`;
   const env: NodeJS.ProcessEnv = { SFTP_GATEWAY_BENCH_CHANNEL: '1' };
   if (profileDir) await mkdir(profileDir, { recursive: true });
+  // `server` and `storage` settings are merged into the bench's (e.g. {"server":{"workers":2}}).
+  const { server: extraServer, storage: extraStorage, ...extraRest } = extraConfig as {
+    server?: Record<string, unknown>;
+    storage?: Record<string, unknown>;
+  };
   const gateway = await launchGateway(
     {
       server: {
         port: 0,
         host: '127.0.0.1',
         hostKeys: ['state/ssh_host_ed25519_key'],
+        ...extraServer,
       },
-      storage,
+      storage: { ...storage, ...extraStorage },
       metrics: false,
       users: [{ UserName: 'bench', HomeDirectory: home, SshPublicKeys: [pub] }],
-      ...extraConfig,
+      ...extraRest,
     },
     env,
     [...nodeFlags, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
