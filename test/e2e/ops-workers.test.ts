@@ -5,7 +5,9 @@
  * and SIGTERM stops everything with exit code 0.
  */
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   CreateUserCommand,
@@ -13,9 +15,21 @@ import {
   ListServersCommand,
   type TransferClient,
 } from '@aws-sdk/client-transfer';
-import { makeKey, publicKey, startGateway, type TestGateway } from '../support/gateway.js';
+import { parse, stringify } from 'yaml';
+import {
+  makeFile,
+  makeKey,
+  publicKey,
+  sha256File,
+  startGateway,
+  type TestGateway,
+  tempDir,
+} from '../support/gateway.js';
+import { s3SkipReason, startS3 } from '../support/s3.js';
 import { apiConfig, apiPort, sdkClient } from '../support/transfer-api.js';
-import { scrape, value, waitFor } from './ops-support.js';
+import { listKeys, listUploads, s3Client, s3Storage, scrape, value, waitFor } from './ops-support.js';
+
+const MiB = 1024 * 1024;
 
 const ROLE = 'arn:aws:iam::176354371281:role/transfer-s3-access';
 
@@ -141,6 +155,83 @@ describe('server.workers: a worker that cannot start', () => {
       );
     } finally {
       taken.close();
+    }
+  });
+});
+
+describe('server.workers: 2, config reloaded with SIGHUP (watchConfig off)', () => {
+  test('a user added to the file logs in on both workers after one SIGHUP to the primary', async () => {
+    const gw = await startGateway({ config: { server: { port: 0, workers: 2 }, watchConfig: false } });
+    try {
+      const key = await makeKey(gw.dir, 'carol_key');
+      const config = parse(await readFile(gw.configFile, 'utf8')) as { users: Record<string, unknown>[] };
+      config.users.push({ UserName: 'carol', HomeDirectory: '/demo/home/carol', SshPublicKeys: [await publicKey(key)] });
+      await writeFile(gw.configFile, stringify(config));
+      assert.notEqual((await gw.sftp('pwd\n', { user: 'carol', key })).code, 0, 'not before the reload');
+      gw.process.kill('SIGHUP');
+      await waitFor(
+        () => gw.logLines().filter((l) => l['msg'] === 'config reloaded').length === 2,
+        10_000,
+        'both workers to reload',
+      );
+      for (let i = 0; i < 4; i++) {
+        const r = await gw.sftp('pwd\n', { user: 'carol', key });
+        assert.equal(r.code, 0, `login ${i}: ${r.stderr}`);
+      }
+      assert.deepEqual([...new Set(connectedWorkers(gw, 'carol'))].sort(), [0, 1]);
+    } finally {
+      assert.equal(await gw.stop(), 0);
+    }
+  });
+});
+
+const skip = s3SkipReason();
+
+describe('server.workers: 2 on S3', { skip }, () => {
+  let server: Awaited<ReturnType<typeof startS3>>;
+  before(async () => {
+    server = await startS3({ compat: true });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test('parallel transfers on both workers; SIGTERM aborts an unfinished upload cleanly; exit 0', async () => {
+    const dir = await tempDir('workers-s3');
+    const key = await makeKey(dir, 'alice');
+    const home = `/${server.bucket}/workers/alice`;
+    const client = s3Client(server);
+    const gw = await startGateway({
+      config: { server: { port: 0, workers: 2, shutdownDeadlineSeconds: 1 }, storage: s3Storage(server) },
+      users: [{ UserName: 'alice', HomeDirectory: home, SshPublicKeys: [await publicKey(key)] }],
+    });
+    try {
+      const src = path.join(dir, 'twelve');
+      await makeFile(src, 12 * MiB); // three 5 MiB parts: multipart in each worker's half of uploadMemoryMiB
+      const puts = await Promise.all(
+        [0, 1, 2, 3].map((i) => gw.sftp(`put ${src} copy-${i}\nget copy-${i} ${src}-back-${i}\n`, { key })),
+      );
+      for (const r of puts) assert.equal(r.code, 0, r.stderr);
+      for (const i of [0, 1, 2, 3]) assert.equal(await sha256File(`${src}-back-${i}`), await sha256File(src));
+      assert.deepEqual([...new Set(connectedWorkers(gw))].sort(), [0, 1]);
+
+      const big = path.join(dir, 'big');
+      await makeFile(big, 64 * MiB);
+      const upload = gw.sftp(`put ${big} big\n`, { key, extraArgs: ['-l', '24000'] });
+      await waitFor(async () => (await listUploads(client, server.bucket)).length > 0, 30_000, 'a multipart upload');
+      assert.equal(await gw.stop('SIGTERM'), 0, 'exit code 0');
+      assert.notEqual((await upload).code, 0, 'the client sees the upload fail');
+      assert.deepEqual(await listUploads(client, server.bucket), [], 'no multipart upload left');
+      const files = (await listKeys(client, server.bucket, 'workers/alice/')).filter((k) => !k.endsWith('/'));
+      assert.deepEqual(files.sort(), [
+        'workers/alice/copy-0',
+        'workers/alice/copy-1',
+        'workers/alice/copy-2',
+        'workers/alice/copy-3',
+      ]);
+    } finally {
+      await gw.stop();
+      client.destroy();
     }
   });
 });
