@@ -39,7 +39,10 @@ export function connectToPrimary(
         .handle('metrics', () => gateway.metrics.registry.getMetricsAsJSON())
         .handle('readiness', () => gateway.readiness())
         .handle('refresh-users', () => gateway.refreshUsers());
-      await channel.request('listening', { sshPort: gateway.sshPort }, 10_000);
+      // Not fatal: a primary that is gone disconnects the channel, and that stops this worker (main.ts).
+      await channel
+        .request('listening', { sshPort: gateway.sshPort }, 10_000)
+        .catch((e: Error) => logger.warn({ err: e.message }, 'could not tell the primary this worker listens'));
     },
   };
 }
