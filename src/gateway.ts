@@ -77,6 +77,11 @@ export async function startGateway(
     configFile: config.file,
     store,
     logger,
+    // With workers, worker 0 alone polls a bucket store and has the others re-read it when it changed.
+    poll: worker && {
+      enabled: worker.index === 0,
+      onChange: worker.index === 0 ? () => void worker.usersChanged() : undefined,
+    },
   });
   await apiUsers.start();
   let accepting = true;

@@ -30,6 +30,11 @@ export class ObjectUserStore extends CachedUserStore {
     readonly prefix: string,
     logger: Logger,
     private readonly pollMs = 1000,
+    /**
+     * `poll: false`: list only at start and on refresh() (a worker whose primary relays changes, so that
+     * N workers do not list the bucket N times a second). `onChange`: a poll found users changed elsewhere.
+     */
+    private readonly options: { poll?: boolean; onChange?: () => void } = {},
   ) {
     super(logger);
   }
@@ -40,9 +45,14 @@ export class ObjectUserStore extends CachedUserStore {
 
   async start(): Promise<void> {
     await this.poll();
+    if (this.options.poll === false) return;
     this.timer = setInterval(() => {
       if (this.polling) return;
+      const seen = this.generation;
       this.polling = this.poll()
+        .then(() => {
+          if (this.generation !== seen) this.options.onChange?.();
+        })
         .catch((e: Error) =>
           this.logger.warn(
             { component: 'user-store', bucket: this.bucket, err: e.message },

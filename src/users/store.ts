@@ -98,6 +98,8 @@ interface Entry {
 export abstract class CachedUserStore implements UserStore {
   abstract readonly kind: 'file' | 's3';
   protected entries = new Map<string, Entry>();
+  /** Counts changes to `entries`, so that a poll can tell whether it found any. */
+  protected generation = 0;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(protected readonly logger: Logger) {}
@@ -145,10 +147,11 @@ export abstract class CachedUserStore implements UserStore {
       );
     }
     this.entries.set(record.UserName, { record, user, version });
+    this.generation++;
   }
 
   protected forget(userName: string): void {
-    this.entries.delete(userName);
+    if (this.entries.delete(userName)) this.generation++;
   }
 }
 

@@ -9,6 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   CreateUserCommand,
   DeleteUserCommand,
@@ -231,6 +232,48 @@ describe('server.workers: 2 on S3', { skip }, () => {
       ]);
     } finally {
       await gw.stop();
+      client.destroy();
+    }
+  });
+
+  test('bucket user store: worker 0 alone polls; a user another replica wrote logs in on both workers', async () => {
+    const dir = await tempDir('workers-s3-users');
+    const key = await makeKey(dir, 'erin');
+    const client = s3Client(server);
+    const gw = await startGateway({
+      config: {
+        server: { port: 0, workers: 2 },
+        storage: s3Storage(server),
+        userStore: { type: 's3', bucket: server.bucket, prefix: 'workers-users/', pollIntervalMs: 200 },
+      },
+    });
+    try {
+      // What another replica's CreateUser writes.
+      const erin = {
+        UserName: 'erin',
+        HomeDirectory: `/${server.bucket}/workers/erin`,
+        HomeDirectoryType: 'PATH',
+        Role: ROLE,
+        SshPublicKeys: [
+          { SshPublicKeyId: 'key-0123456789abcdef0', SshPublicKeyBody: await publicKey(key), DateImported: new Date().toISOString() },
+        ],
+      };
+      await client.send(
+        new PutObjectCommand({
+          Bucket: server.bucket,
+          Key: 'workers-users/users/erin.json',
+          Body: JSON.stringify(erin),
+        }),
+      );
+      await waitFor(async () => (await gw.sftp('pwd\n', { user: 'erin', key })).code === 0, 10_000, 'a first login');
+      // Worker 1 does not poll: it knows erin only because worker 0 had it re-read the store.
+      for (let i = 0; i < 4; i++) {
+        const r = await gw.sftp('pwd\n', { user: 'erin', key });
+        assert.equal(r.code, 0, `login ${i}: ${r.stderr}`);
+      }
+      assert.deepEqual([...new Set(connectedWorkers(gw, 'erin'))].sort(), [0, 1]);
+    } finally {
+      assert.equal(await gw.stop(), 0);
       client.destroy();
     }
   });
