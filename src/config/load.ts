@@ -114,8 +114,10 @@ export function parseConfig(text: string, file: string): GatewayConfig {
     });
   });
   // `auto` is resolved here so that the primary and its workers share one count (same machine, same CPUs).
+  // A part larger than a budget is still granted, alone; a share of workers that small is a config mistake
+  // (uploads one part at a time), while one process keeps the behaviour it always had.
   const workers = raw.server.workers === 'auto' ? availableParallelism() : raw.server.workers;
-  if (raw.storage.type === 's3' && raw.uploadMemoryMiB / workers < raw.storage.partSizeMiB)
+  if (workers > 1 && raw.storage.type === 's3' && raw.uploadMemoryMiB / workers < raw.storage.partSizeMiB)
     problems.push(
       problem(
         ['server', 'workers'],

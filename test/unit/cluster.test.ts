@@ -118,6 +118,8 @@ describe('server.workers', () => {
   });
 
   test('on S3 each worker’s share of uploadMemoryMiB must hold one part', () => {
+    const bigParts = 'storage:\n  type: s3\n  region: eu-west-1\n  partSizeMiB: 16\nuploadMemoryMiB: 8\nusers: []\n';
+    assert.equal(parseConfig(bigParts, 'f').server.workers, 1, 'one process: loads as it always did');
     assert.equal(parseConfig(s3('4'), 'f').server.workers, 4); // 32 MiB / 4 = one 8 MiB part each
     assert.throws(
       () => parseConfig(s3('5'), 'f'),
