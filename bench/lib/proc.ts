@@ -155,19 +155,21 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
+/** `measure` of a process plus its live descendants' (0 for one gone meanwhile); undefined when the process is gone. */
+function sumOverTree(pid: number, measure: (pid: number) => number | undefined): number | undefined {
+  const own = measure(pid);
+  if (own === undefined) return undefined;
+  return processTree(pid).slice(1).reduce((sum, p) => sum + (measure(p) ?? 0), own);
+}
+
 /** RSS of a process and its descendants, summed; undefined when the process is gone. */
 export function treeRssOf(pid: number): number | undefined {
-  const tree = processTree(pid);
-  const own = rssOf(pid);
-  if (own === undefined) return undefined;
-  return tree.slice(1).reduce((sum, p) => sum + (rssOf(p) ?? 0), own);
+  return sumOverTree(pid, rssOf);
 }
 
 /** CPU seconds of a process and its live descendants (a child that exited takes its share with it). */
 export function treeCpuSecondsOf(pid: number): number | undefined {
-  const own = cpuSecondsOf(pid);
-  if (own === undefined) return undefined;
-  return processTree(pid).slice(1).reduce((sum, p) => sum + (cpuSecondsOf(p) ?? 0), own);
+  return sumOverTree(pid, cpuSecondsOf);
 }
 
 export interface RssStats {

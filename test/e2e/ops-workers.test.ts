@@ -41,6 +41,15 @@ const connectedWorkers = (gw: TestGateway, user = 'alice') =>
     .filter((l) => l['activity-type'] === 'CONNECTED' && l['user'] === user)
     .map((l) => l['worker'] as number);
 
+/** Four logins back to back (new connections alternate between the workers): each succeeds, on both workers. */
+async function logsInOnBothWorkers(gw: TestGateway, user: string, key: string, when: string): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    const r = await gw.sftp('pwd\n', { user, key });
+    assert.equal(r.code, 0, `login ${i} ${when}: ${r.stderr}`);
+  }
+  assert.deepEqual([...new Set(connectedWorkers(gw, user))].sort(), [0, 1]);
+}
+
 async function readyz(port: number): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`http://127.0.0.1:${port}/readyz`);
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -97,11 +106,7 @@ describe('server.workers: 2 (local store)', () => {
       }),
     );
     // Back to back, well within the user store's 1 s poll: connections alternate between the workers.
-    for (let i = 0; i < 4; i++) {
-      const r = await gw.sftp('pwd\n', { user: 'bob', key });
-      assert.equal(r.code, 0, `login ${i} right after CreateUser: ${r.stderr}`);
-    }
-    assert.deepEqual([...new Set(connectedWorkers(gw, 'bob'))].sort(), [0, 1]);
+    await logsInOnBothWorkers(gw, 'bob', key, 'right after CreateUser');
     await sdk.send(new DeleteUserCommand({ ServerId: serverId, UserName: 'bob' }));
     for (let i = 0; i < 4; i++) {
       const r = await gw.sftp('pwd\n', { user: 'bob', key });
@@ -175,11 +180,7 @@ describe('server.workers: 2, config reloaded with SIGHUP (watchConfig off)', () 
         10_000,
         'both workers to reload',
       );
-      for (let i = 0; i < 4; i++) {
-        const r = await gw.sftp('pwd\n', { user: 'carol', key });
-        assert.equal(r.code, 0, `login ${i}: ${r.stderr}`);
-      }
-      assert.deepEqual([...new Set(connectedWorkers(gw, 'carol'))].sort(), [0, 1]);
+      await logsInOnBothWorkers(gw, 'carol', key, 'after SIGHUP');
     } finally {
       assert.equal(await gw.stop(), 0);
     }
@@ -267,11 +268,7 @@ describe('server.workers: 2 on S3', { skip }, () => {
       );
       await waitFor(async () => (await gw.sftp('pwd\n', { user: 'erin', key })).code === 0, 10_000, 'a first login');
       // Worker 1 does not poll: it knows erin only because worker 0 had it re-read the store.
-      for (let i = 0; i < 4; i++) {
-        const r = await gw.sftp('pwd\n', { user: 'erin', key });
-        assert.equal(r.code, 0, `login ${i}: ${r.stderr}`);
-      }
-      assert.deepEqual([...new Set(connectedWorkers(gw, 'erin'))].sort(), [0, 1]);
+      await logsInOnBothWorkers(gw, 'erin', key, 'after the bucket write');
     } finally {
       assert.equal(await gw.stop(), 0);
       client.destroy();
