@@ -12,6 +12,7 @@ import {
 import { isGatewayError } from '../../src/errors.js';
 import { MemoryBudget } from '../../src/storage/memory-budget.js';
 import { MiB } from '../../src/storage/s3/config.js';
+import { partPoolFor } from '../../src/storage/s3/part-pool.js';
 import type { ListPage } from '../../src/storage/object-store.js';
 import { journalKey } from '../../src/storage/s3/journal.js';
 import { listParsing } from '../../src/storage/s3/list-objects.js';
@@ -125,6 +126,46 @@ export function s3SpecificTests(name: string, compat: boolean, skip: string | un
       await w.complete();
       assert.ok(names.includes('PutObjectCommand'));
       assert.ok(!names.includes('CreateMultipartUploadCommand'));
+    });
+
+    it('a single-PutObject upload gives its part buffer back for the next one, not before its request settles', async () => {
+      const pool = partPoolFor(f.budget);
+      pool.trim();
+      const keys = [`${prefix}pool-a`, `${prefix}pool-b`];
+      const bodies = [randomBytes(4096), randomBytes(4096)];
+      const first = f.store.createWriter(f.bucket, keys[0]!);
+      await first.write(bodies[0]!);
+      // An abort racing the PutObject (a session dropped during CLOSE) must not hand the buffer out while
+      // the request may still read it.
+      const name = `abort-during-put-${randomBytes(4).toString('hex')}`;
+      let pooledDuringPut: number | undefined;
+      f.store.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          if ((context as { commandName?: string }).commandName === 'PutObjectCommand' && pooledDuringPut === undefined) {
+            await first.abort('client went away');
+            pooledDuringPut = pool.pooledBytes;
+          }
+          return next(args);
+        },
+        { step: 'finalizeRequest', name },
+      );
+      try {
+        await first.complete();
+      } finally {
+        f.store.client.middlewareStack.remove(name);
+      }
+      assert.equal(pooledDuringPut, 0, 'the part stays with its request');
+      assert.equal(pool.pooledBytes, 5 * MiB, 'the part is back in the pool once the PutObject settled');
+      const second = f.store.createWriter(f.bucket, keys[1]!);
+      await second.write(bodies[1]!);
+      assert.equal(pool.pooledBytes, 0, 'the next upload takes it');
+      await second.complete();
+      assert.equal(pool.pooledBytes, 5 * MiB);
+      for (const [i, key] of keys.entries()) {
+        const back = await readAll(await f.store.getStream(f.bucket, key, { start: 0 }));
+        assert.equal(sha(back), sha(bodies[i]!), key);
+      }
+      assert.equal(f.budget.inUse, 0);
     });
 
     it('abort leaves no multipart upload and no mark behind', async () => {

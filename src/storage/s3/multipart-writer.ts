@@ -216,11 +216,17 @@ export class S3MultipartWriter implements ObjectWriter {
     }
   }
 
+  /**
+   * Gives back the part being filled. Nothing else refers to it: a part on its way to the store was
+   * detached first (#flushPart, #putSingle), so an abort racing its request cannot hand it out again.
+   */
   #dropPartBuffer(): void {
+    const part = this.#part;
     this.#part = undefined;
     this.#partLen = 0;
     this.#partRelease?.();
     this.#partRelease = undefined;
+    if (part) this.#ctx.parts.give(part);
   }
 
   async #loadSmallBase(): Promise<void> {
@@ -384,7 +390,15 @@ export class S3MultipartWriter implements ObjectWriter {
     const { client, config } = this.#ctx;
     const ifNoneMatch = this.#options.ifNoneMatch === true;
     if (ifNoneMatch && config.conditionalWrites === 'none') await this.#checkAbsent();
-    const body = this.#part ? this.#part.subarray(0, this.#partLen) : Buffer.alloc(0);
+    // Detached from the writer while the request may read it; back to the pool once it has settled.
+    // Every small upload used to allocate a fresh part (8 MiB): the collector then ran on external
+    // memory pressure, and 1,000 small puts cost 6.5 CPU-s against 2.9 for the SDK alone (bench).
+    const part = this.#part;
+    const release = this.#partRelease;
+    const body = part ? part.subarray(0, this.#partLen) : Buffer.alloc(0);
+    this.#part = undefined;
+    this.#partLen = 0;
+    this.#partRelease = undefined;
     try {
       const res = await client.send(
         new PutObjectCommand({
@@ -402,7 +416,8 @@ export class S3MultipartWriter implements ObjectWriter {
       if (ifNoneMatch && s3Status(err) === 412) throw this.#fail(alreadyExists(this.#where));
       throw this.#fail(mapS3Error('PutObject', err, this.#where));
     } finally {
-      this.#dropPartBuffer();
+      release?.();
+      if (part) this.#ctx.parts.give(part);
     }
   }
 
