@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomFillSync } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { AsyncSha256 } from '../../src/storage/s3/async-sha256.js';
+import { AsyncSha256, SharedMemoryHasher, sharedMemoryHasher } from '../../src/storage/s3/async-sha256.js';
+import { PartPool } from '../../src/storage/s3/part-pool.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -41,6 +42,41 @@ describe('AsyncSha256 (SigV4 hashing off the event loop)', () => {
     digests.forEach((d, i) =>
       assert.equal(hex(d), createHash('sha256').update(inputs[i]!).digest('hex'), `input ${i}`),
     );
+  });
+
+  it('hashes upload parts (shared memory) in place on its worker thread; small views stay on the caller', async () => {
+    const part = new PartPool(64 * 1024 * 1024).take(3 * 1024 * 1024);
+    assert.ok(part.buffer instanceof SharedArrayBuffer, 'parts are allocated in shared memory');
+    randomFillSync(part);
+    const views = [part.subarray(0, 1024 * 1024 + 3), part.subarray(17, 2 * 1024 * 1024), part];
+    const before = sharedMemoryHasher.digests;
+    const digests = await Promise.all(
+      views.map((v) => {
+        const h = new AsyncSha256();
+        h.update(v);
+        return h.digest();
+      }),
+    );
+    views.forEach((v, i) => assert.equal(hex(digests[i]!), createHash('sha256').update(v).digest('hex'), `view ${i}`));
+    assert.equal(sharedMemoryHasher.digests - before, 3, 'each went to the worker');
+    const small = new AsyncSha256();
+    small.update(part.subarray(0, 1000));
+    assert.equal(hex(await small.digest()), createHash('sha256').update(part.subarray(0, 1000)).digest('hex'));
+    assert.equal(sharedMemoryHasher.digests - before, 3, 'a small view is hashed synchronously');
+  });
+
+  it('stops its thread when idle and starts it again for the next part', async () => {
+    const hasher = new SharedMemoryHasher(50);
+    const part = new PartPool(64 * 1024 * 1024).take(1024 * 1024);
+    randomFillSync(part);
+    const want = createHash('sha256').update(part).digest('hex');
+    assert.equal(hasher.running, false);
+    assert.equal(hex(await hasher.digest(part)), want);
+    assert.equal(hasher.running, true);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(hasher.running, false, 'stopped after 50 ms without work');
+    assert.equal(hex(await hasher.digest(part)), want);
+    assert.equal(hasher.digests, 2);
   });
 
   it('starts over after digest and reset', async () => {

@@ -21,7 +21,9 @@ export class PartPool {
       this.bytes -= size;
       return buffer;
     }
-    return Buffer.allocUnsafe(size);
+    // Shared memory, so that the SigV4 hash reads the part on another thread without a copy
+    // (async-sha256.ts). Zero pages until written, like an unsafe allocation of this size.
+    return Buffer.from(new SharedArrayBuffer(size));
   }
 
   /** The caller must not touch `buffer` afterwards. */
