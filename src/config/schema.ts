@@ -152,6 +152,8 @@ export const s3StorageSchema = z.strictObject({
   compatibility: z.enum(['aws', 'generic']).default('aws'),
   checksums: z.boolean().optional(),
   checksumAlgorithm: z.enum(['CRC32C', 'CRC32', 'SHA256']).optional(),
+  /** auto: UNSIGNED-PAYLOAD for file data over HTTPS when checksums are on (storage/s3/payload-signing.ts). */
+  payloadSigning: z.enum(['auto', 'signed', 'unsigned']).default('auto'),
   conditionalWrites: z.enum(['full', 'put', 'none']).optional(),
   deleteMode: z.enum(['batch', 'batch-md5', 'single']).optional(),
   maxSockets: z.number().int().min(1).optional(),

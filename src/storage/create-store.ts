@@ -73,6 +73,7 @@ export async function createStore(
       compatibility: config.compatibility,
       checksums: config.checksums,
       checksumAlgorithm: config.checksumAlgorithm,
+      payloadSigning: config.payloadSigning,
       conditionalWrites: config.conditionalWrites,
       deleteMode: config.deleteMode,
       maxSockets: config.maxSockets,

@@ -13,6 +13,7 @@ import { isGatewayError } from '../../src/errors.js';
 import { MemoryBudget } from '../../src/storage/memory-budget.js';
 import { MiB } from '../../src/storage/s3/config.js';
 import { partPoolFor } from '../../src/storage/s3/part-pool.js';
+import { sharedMemoryHasher } from '../../src/storage/s3/async-sha256.js';
 import type { ListPage } from '../../src/storage/object-store.js';
 import { journalKey } from '../../src/storage/s3/journal.js';
 import { listParsing } from '../../src/storage/s3/list-objects.js';
@@ -166,6 +167,35 @@ export function s3SpecificTests(name: string, compat: boolean, skip: string | un
         assert.equal(sha(back), sha(bodies[i]!), key);
       }
       assert.equal(f.budget.inUse, 0);
+    });
+
+    it('payloadSigning: signed bodies are hashed in place; an unsigned store hashes none and the store accepts it', async () => {
+      const data = randomBytes(12 * MiB + 5);
+      const before = sharedMemoryHasher.digests;
+      const signedKey = `${prefix}signed.bin`;
+      const w = f.store.createWriter(f.bucket, signedKey);
+      await writeAll(w, data);
+      await w.complete();
+      assert.ok(sharedMemoryHasher.digests - before >= 3, 'auto over HTTP: three parts hashed on the worker');
+      const g = await makeS3Store(compat, { partSize: 5 * MiB, payloadSigning: 'unsigned' });
+      try {
+        const mid = sharedMemoryHasher.digests;
+        for (const [key, body] of [
+          [`${prefix}unsigned.bin`, data],
+          [`${prefix}unsigned-small`, data.subarray(0, 4096)],
+        ] as const) {
+          const u = g.store.createWriter(g.bucket, key);
+          await writeAll(u, body);
+          await u.complete();
+          const back = await readAll(await g.store.getStream(g.bucket, key, { start: 0 }));
+          assert.equal(sha(back), sha(body), key);
+        }
+        assert.equal(sharedMemoryHasher.digests, mid, 'no part was hashed');
+      } finally {
+        await g.cleanup();
+      }
+      const back = await readAll(await f.store.getStream(f.bucket, signedKey, { start: 0 }));
+      assert.equal(sha(back), sha(data));
     });
 
     it('abort leaves no multipart upload and no mark behind', async () => {

@@ -1,4 +1,5 @@
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import type { PayloadSigning } from './payload-signing.js';
 
 /**
  * S3Store settings. Provider quirks are data: a `compatibility` preset fills in the named switches, and
@@ -63,6 +64,8 @@ export interface S3StoreConfig {
   /** Send additional checksums with parts and objects (aws: true, generic: false). */
   checksums?: boolean;
   checksumAlgorithm?: ChecksumAlgorithmName;
+  /** Whether upload bodies are hashed into the signature (payload-signing.ts); default 'auto'. */
+  payloadSigning?: PayloadSigning;
   /**
    * 'full': If-None-Match: * on PutObject and CompleteMultipartUpload (AWS). 'put': on PutObject only,
    * a HEAD check before completing a multipart upload. 'none': always the HEAD check (racy, but the
@@ -117,6 +120,7 @@ export function resolveS3StoreConfig(c: S3StoreConfig): ResolvedS3StoreConfig {
     // CRC32: Node's zlib computes it natively; the SDK's CRC32C is JavaScript and took a third of the
     // gateway's CPU in a 512 MiB upload (bench/results/2026-11-23-analysis.md, C1).
     checksumAlgorithm: c.checksumAlgorithm ?? 'CRC32',
+    payloadSigning: c.payloadSigning ?? 'auto',
     conditionalWrites: c.conditionalWrites ?? (aws ? 'full' : 'none'),
     deleteMode: c.deleteMode ?? (aws ? 'batch' : 'batch-md5'),
   };

@@ -30,6 +30,7 @@ import type {
   WriterOptions,
 } from '../object-store.js';
 import { AsyncSha256 } from './async-sha256.js';
+import { applyPayloadSigning } from './payload-signing.js';
 import { type ResolvedS3StoreConfig, resolveS3StoreConfig, type S3StoreConfig } from './config.js';
 import { copySource, headObject, objectInfo, type S3Context } from './context.js';
 import { isNotFound, mapS3Error, s3Status } from './errors.js';
@@ -103,6 +104,7 @@ export class S3Store implements ObjectStore {
     // discards it (we log requests ourselves): 80 MB of garbage per 100,000 keys listed.
     this.client.middlewareStack.remove('loggerMiddleware');
     if (deps.onRequest) observeS3Requests(this.client, deps.onRequest);
+    applyPayloadSigning(this.client, c.payloadSigning, c.checksums);
     for (const b of c.janitorBuckets) this.#buckets.add(b);
     const budget = deps.budget ?? sharedMemoryBudget();
     this.#ctx = {
