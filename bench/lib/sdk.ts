@@ -137,7 +137,8 @@ export class Sdk {
         if (key === undefined) return;
         for (let attempt = 0; ; attempt++) {
           try {
-            await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: '' }));
+            // An explicit length: without it the SDK warns of "a Stream of unknown length" for every empty body.
+            await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: '', ContentLength: 0 }));
             break;
           } catch (e) {
             if (attempt >= 20) throw e;

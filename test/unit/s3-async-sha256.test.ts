@@ -79,6 +79,23 @@ describe('AsyncSha256 (SigV4 hashing off the event loop)', () => {
     assert.equal(hasher.digests, 2);
   });
 
+  it('a hashing thread that cannot start fails its digests, and parts are then hashed on the calling thread', async () => {
+    const broken = new SharedMemoryHasher(50, new URL('./no-such-worker.js', import.meta.url));
+    const part = new PartPool(64 * 1024 * 1024).take(1024 * 1024);
+    randomFillSync(part);
+    await assert.rejects(broken.digest(part));
+    await assert.rejects(broken.digest(part), 'and again, without hanging');
+    const saved = AsyncSha256.sharedHasher;
+    AsyncSha256.sharedHasher = broken;
+    try {
+      const h = new AsyncSha256();
+      h.update(part);
+      assert.equal(hex(await h.digest()), createHash('sha256').update(part).digest('hex'));
+    } finally {
+      AsyncSha256.sharedHasher = saved;
+    }
+  });
+
   it('starts over after digest and reset', async () => {
     const h = new AsyncSha256();
     h.update('a');

@@ -44,7 +44,10 @@ export class SharedMemoryHasher {
   /** Digests computed this way (tests check that parts take this path). */
   digests = 0;
 
-  constructor(private readonly idleMs = 30_000) {}
+  constructor(
+    private readonly idleMs = 30_000,
+    private readonly script = new URL('./sha256-worker.js', import.meta.url),
+  ) {}
 
   get running(): boolean {
     return this.#worker !== undefined;
@@ -71,7 +74,7 @@ export class SharedMemoryHasher {
 
   #start(): Worker {
     if (this.#worker) return this.#worker;
-    const worker = new Worker(new URL('./sha256-worker.js', import.meta.url));
+    const worker = new Worker(this.script);
     worker.unref();
     worker.on('message', (m: HashReply) => {
       const p = this.#pending.get(m.id);
@@ -111,6 +114,8 @@ let offThreadTail: Promise<unknown> = Promise.resolve();
 
 /** Shaped like the SDK's Checksum / Hash (`new Sha256(secret?)`, update, digest, reset). */
 export class AsyncSha256 {
+  /** Where shared-memory inputs are hashed (tests put a broken one here). */
+  static sharedHasher: Pick<SharedMemoryHasher, 'digest'> = sharedMemoryHasher;
   readonly digestLength = 32;
   private chunks: Buffer[] = [];
   private bytes = 0;
@@ -137,7 +142,12 @@ export class AsyncSha256 {
       return hash.digest();
     }
     if (chunks.length === 1 && chunks[0]!.buffer instanceof SharedArrayBuffer) {
-      return sharedMemoryHasher.digest(chunks[0]!);
+      try {
+        return await AsyncSha256.sharedHasher.digest(chunks[0]!);
+      } catch {
+        // A thread that cannot start or died. WebCrypto refuses shared memory: hash here, as the SDK would.
+        return createHash('sha256').update(chunks[0]!).digest();
+      }
     }
     const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     const run = offThreadTail.then(() => webcrypto.subtle.digest('SHA-256', data));
