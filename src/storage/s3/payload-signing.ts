@@ -6,8 +6,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
  * the store hashes it again to check it. Over HTTPS, TLS already protects the body in transit and the
  * flexible checksum (CRC32 by default) protects it end to end, so `auto` sends `UNSIGNED-PAYLOAD` there,
  * as the AWS SDK for Java does by default for S3 over HTTPS (its S3 signers sign a body only over HTTP
- * unless asked to). Over plain HTTP, or without
- * checksums, the body stays signed.
+ * unless asked to). Over plain HTTP, or without checksums, the body stays signed.
  * - auto: unsigned over HTTPS when checksums are on, else signed
  * - signed: always hash and sign
  * - unsigned: never (stores on a trusted network that accept UNSIGNED-PAYLOAD over HTTP; Swift's s3api,
