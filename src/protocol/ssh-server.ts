@@ -5,6 +5,7 @@ import type { AuthorizedKey } from '../auth/public-keys.js';
 import { fingerprintOf } from '../auth/public-keys.js';
 import type { Logger } from '../observability/logger.js';
 import type { UserFileSystem } from '../vfs/types.js';
+import { coalesceWrites } from './coalesced-writes.js';
 import { isTrustedProxy, readProxyHeader } from './proxy-protocol.js';
 import { type SftpEvent, type SftpSession, startSftpSession } from './sftp/session.js';
 import { WriteBacklog } from './sftp/write-backlog.js';
@@ -243,6 +244,7 @@ export class SshGateway {
       }, this.options.loginGraceTimeMs),
     );
     socket.once('close', () => clearTimeout(this.graceTimers.get(socket)));
+    coalesceWrites(socket);
     this.ssh.injectSocket(socket);
   }
 
