@@ -128,7 +128,9 @@ main().then(
  * then started incremental marking every ~1.5 MiB promoted: a 512 MiB S3 download ran ~50 full
  * collections. With the initial size as a floor under that limit, only Buffer (external) memory starts
  * them, about one per 64 MiB moved: a warm 512 MiB S3 get went from 2.5-3.8 to 1.9-2.4 CPU-s, a local
- * get's 2.0 to 1.2, and 64 concurrent uploads' 24.8 to 19.7, with peak RSS unchanged (267 -> 266 MiB).
+ * get's 2.0 to 1.2, and 64 concurrent uploads' 24.8 to 19.7, with peak RSS unchanged (267 -> 266 MiB), on
+ * Node 20. Node 24's V8 gains less (warm S3 gets 2.0-2.5 -> 1.9-2.0 CPU-s) and its uploads' peak fell
+ * (308-319 -> 298-299 MiB).
  *
  * --no-memory-reducer, on Node 20's V8 (11.3): after the process has been idle for ~20 s, its memory
  * reducer leaves the old generation's limit so low that the next burst of requests runs a full
@@ -142,7 +144,7 @@ function warnIfNodeFlagsMissing(logger: Logger): void {
     logger.warn(
       { node: process.versions.node },
       'run the gateway with node --initial-heap-size=64 (npm start does): without it V8 runs a full garbage ' +
-        'collection every few MiB of a transfer and downloads cost about a third more CPU',
+        'collection every few MiB of a transfer and downloads cost up to a third more CPU',
     );
   }
   // Node 22 is not measured, so it is warned too (the flag costs nothing).
