@@ -218,12 +218,7 @@ export class S3MultipartWriter implements ObjectWriter {
 
   /** Gives back the part being filled. Nothing else refers to it: a part being sent was detached first. */
   #dropPartBuffer(): void {
-    const part = this.#part;
-    this.#part = undefined;
-    this.#partLen = 0;
-    this.#partRelease?.();
-    this.#partRelease = undefined;
-    if (part) this.#ctx.parts.give(part);
+    this.#detachPart().release();
   }
 
   async #loadSmallBase(): Promise<void> {

@@ -24,7 +24,8 @@ export function unsignedPayloadFor(mode: PayloadSigning, checksums: boolean, pro
 
 /** Sets `x-amz-content-sha256: UNSIGNED-PAYLOAD` on data uploads where `mode` says so; the signer then uses it. */
 export function applyPayloadSigning(client: S3Client, mode: PayloadSigning, checksums: boolean): void {
-  if (mode === 'signed') return;
+  // Nothing to change per request: every body stays signed.
+  if (mode === 'signed' || (mode === 'auto' && !checksums)) return;
   client.middlewareStack.add(
     (next, context) => (args) => {
       const request = args.request as { protocol?: string; headers?: Record<string, string> } | undefined;
