@@ -77,6 +77,51 @@ describe('LocalStore file-system specifics', () => {
     assert.deepEqual(await store.list('b', { prefix: 'nothing/', maxKeys: 1 }), { objects: [], prefixes: [] });
   });
 
+  it('lists a large folder page by page from where each page stopped, and any store resumes a token', async () => {
+    mkdirSync(path.join(root, 'b/big'));
+    const names: string[] = [];
+    for (let i = 0; i < 2500; i++) {
+      const name = `e${String(i).padStart(4, '0')}`;
+      if (i % 100 === 7) mkdirSync(path.join(root, 'b/big', name));
+      else writeFileSync(path.join(root, 'b/big', name), 'x');
+      names.push(i % 100 === 7 ? `big/${name}/` : `big/${name}`);
+    }
+    const listAll = async (s: LocalStore, firstToken?: string) => {
+      const seen: string[] = [];
+      let token = firstToken;
+      do {
+        const page = await s.list('b', { prefix: 'big/', delimiter: '/', ...(token ? { continuationToken: token } : {}) });
+        seen.push(...page.objects.map((o) => o.key), ...page.prefixes);
+        token = page.nextToken;
+      } while (token);
+      return seen.sort();
+    };
+    assert.deepEqual(await listAll(store), ['big/', ...names]);
+
+    // The second page resumes the first page's reading of the folder: a file created since, after the
+    // token, is not in it (S3 would list it; a fresh listing does), and a file removed since is skipped.
+    const first = await store.list('b', { prefix: 'big/', delimiter: '/' });
+    assert.equal(first.nextToken, 'big/e0998');
+    writeFileSync(path.join(root, 'b/big/e1500x'), 'x');
+    rmSync(path.join(root, 'b/big/e1499'));
+    const second = await store.list('b', { prefix: 'big/', delimiter: '/', continuationToken: first.nextToken });
+    const keys = second.objects.map((o) => o.key);
+    assert.equal(keys[0], 'big/e0999');
+    assert.ok(!keys.includes('big/e1500x'));
+    assert.ok(!keys.includes('big/e1499'));
+    assert.equal(keys.length + second.prefixes.length, 1000);
+    assert.equal(second.nextToken, 'big/e1999');
+
+    // A store that never saw the token (another replica, or after the cursor expired) reads the folder anew.
+    const other = new LocalStore({ root });
+    const resumed = await other.list('b', { prefix: 'big/', delimiter: '/', continuationToken: 'big/e0998' });
+    assert.ok(resumed.objects.some((o) => o.key === 'big/e1500x'));
+    assert.deepEqual(resumed.objects.slice(0, 2).map((o) => o.key), ['big/e0999', 'big/e1000']);
+    assert.deepEqual(await listAll(other, 'big/e2405'), ['big/e2406', 'big/e2407/', ...names.slice(2408)]);
+    await other.close();
+    rmSync(path.join(root, 'b/big'), { recursive: true });
+  });
+
   it('answers "is anything below this folder" with a continuation token after one key', async () => {
     mkdirSync(path.join(root, 'b/many'));
     for (let i = 0; i < 100; i++) writeFileSync(path.join(root, `b/many/f${i}`), 'x');

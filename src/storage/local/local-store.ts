@@ -15,6 +15,7 @@ import type {
   StoreStatfs,
   WriterOptions,
 } from '../object-store.js';
+import { DIRECTORY, FILE, type FolderSnapshot, type ListingCursor, ListingCursors, OTHER } from './listing-cursors.js';
 
 export interface LocalStoreOptions {
   /** Each top-level folder is a bucket: bucket `demo`, key `x/y` -> `<root>/demo/x/y`. */
@@ -27,7 +28,11 @@ const TEMP_NAME = '.sftp-gateway-tmp';
 /** Files stat'ed at once while listing. */
 const STAT_BATCH = 64;
 
-type WalkEntry = { kind: 'object'; key: string; info: ObjectInfo } | { kind: 'prefix'; key: string };
+type WalkEntry = ({ kind: 'object'; key: string; info: ObjectInfo } | { kind: 'prefix'; key: string }) & {
+  /** In a folder listing: the folder as read, and this entry's index in it. */
+  folder?: FolderSnapshot;
+  at?: number;
+};
 /** Temp files older than this at start are leftovers of a crash. */
 const STALE_TEMP_MS = 24 * 3600 * 1000;
 
@@ -42,6 +47,7 @@ export class LocalStore implements ObjectStore {
   readonly root: string;
   private readonly tempDir: string;
   private readonly openWriters = new Set<LocalWriter>();
+  private readonly cursors = new ListingCursors();
 
   constructor(options: LocalStoreOptions) {
     this.root = path.resolve(options.root);
@@ -80,13 +86,17 @@ export class LocalStore implements ObjectStore {
     bucketFound.catch(() => undefined); // an invalid name also fails the walk, which reports it
     const max = Math.max(1, Math.min(options.maxKeys ?? 1000, 1000));
     const after = options.continuationToken;
+    const fold = options.delimiter === '/';
+    const resumed = fold && after !== undefined ? this.cursors.take(cursorKey(bucket, options.prefix, after)) : undefined;
     const page: ListPage = { objects: [], prefixes: [] };
     let count = 0;
     let last: string | undefined;
-    for await (const entry of this.walk(bucket, options.prefix, options.delimiter === '/', after)) {
+    for await (const entry of this.walk(bucket, options.prefix, fold, after, resumed)) {
       if (after !== undefined && compareKeys(entry.key, after) <= 0) continue;
       if (count === max) {
         page.nextToken = last;
+        if (entry.folder && last !== undefined)
+          this.cursors.put(cursorKey(bucket, options.prefix, last), { folder: entry.folder, index: entry.at! });
         break;
       }
       if (entry.kind === 'prefix') page.prefixes.push(entry.key);
@@ -101,29 +111,32 @@ export class LocalStore implements ObjectStore {
   /**
    * Yields the keys under `prefix` in segment-wise order (a folder's marker before its contents), which is
    * the order continuation tokens compare in, starting after `after`. With `fold`, sub-folders come back
-   * as prefixes.
+   * as prefixes. `resumed` continues a folder listing where its previous page stopped.
    */
   private async* walk(
     bucket: string,
     prefix: string,
     fold: boolean,
     after: string | undefined,
+    resumed?: ListingCursor,
   ): AsyncGenerator<WalkEntry> {
     const slash = prefix.lastIndexOf('/');
     const dirKey = prefix.slice(0, slash + 1);
     const namePrefix = prefix.slice(slash + 1);
-    if (dirKey !== '' && namePrefix === '') {
+    // A resumed listing has passed the marker, which sorts first.
+    if (dirKey !== '' && namePrefix === '' && !resumed) {
       const marker = await this.head(bucket, dirKey);
       // No such folder: nothing below it either (the usual answer when an upload asks what is below its key).
       if (!marker) return;
       if (after === undefined || compareKeys(dirKey, after) > 0) yield { kind: 'object', key: dirKey, info: marker };
     }
-    yield* this.walkDir(bucket, dirKey, namePrefix, fold, after);
+    yield* this.walkDir(bucket, dirKey, namePrefix, fold, after, resumed);
   }
 
   /**
    * Entries before the continuation token are skipped before anything is stat'ed (a page must not cost a
-   * stat of every earlier entry), and files are stat'ed in parallel batches.
+   * stat of every earlier entry), and files are stat'ed in parallel batches. In a folder listing (`fold`)
+   * each entry says where it is in the folder, so that the page after it can resume there.
    */
   private async* walkDir(
     bucket: string,
@@ -131,32 +144,23 @@ export class LocalStore implements ObjectStore {
     namePrefix: string,
     fold: boolean,
     after: string | undefined,
+    resumed?: ListingCursor,
   ): AsyncGenerator<WalkEntry> {
-    let entries: Dirent[];
-    try {
-      entries = await fs.readdir(this.filePath(bucket, dirKey), { withFileTypes: true });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return;
-      throw storeError('list', e);
-    }
-    const names = entries
-      .filter((d) => d.name.startsWith(namePrefix) && !(dirKey === '' && d.name === TEMP_NAME))
-      .sort((a, b) => compareKeys(a.name, b.name));
+    const folder = resumed?.folder ?? (await this.readFolder(bucket, dirKey, namePrefix));
+    if (!folder) return;
+    const { names, kinds } = folder;
     const isAfter = (key: string) => after === undefined || compareKeys(key, after) > 0;
+    const where = fold ? folder : undefined;
     let batchSize = 1;
-    for (let i = 0; i < names.length;) {
-      const d = names[i]!;
-      const key = dirKey + d.name;
-      if (d.isDirectory()) {
-        i++;
+    for (let i = resumed?.index ?? firstAfter(folder, dirKey, after); i < names.length;) {
+      const key = dirKey + names[i]!;
+      if (kinds[i] === DIRECTORY) {
+        const at = i++;
         if (fold) {
-          if (isAfter(`${key}/`)) yield { kind: 'prefix', key: `${key}/` };
+          if (isAfter(`${key}/`)) yield { kind: 'prefix', key: `${key}/`, folder: where, at };
           continue;
         }
         const tokenInside = after?.startsWith(`${key}/`) ?? false;
-        // The token lies beyond this whole subtree: nothing in it comes after the token.
-        if (!tokenInside && !isAfter(`${key}/`)) continue;
         if (isAfter(`${key}/`)) {
           const marker = await this.head(bucket, `${key}/`);
           if (marker) yield { kind: 'object', key: `${key}/`, info: marker };
@@ -164,19 +168,42 @@ export class LocalStore implements ObjectStore {
         yield* this.walkDir(bucket, `${key}/`, '', false, tokenInside ? after : undefined);
         continue;
       }
-      const batch: string[] = [];
-      for (; i < names.length && !names[i]!.isDirectory() && batch.length < batchSize; i++) {
-        const fileKey = dirKey + names[i]!.name;
-        if (names[i]!.isFile() && isAfter(fileKey)) batch.push(fileKey);
+      const batch: number[] = [];
+      for (; i < names.length && kinds[i] !== DIRECTORY && batch.length < batchSize; i++) {
+        if (kinds[i] === FILE && isAfter(dirKey + names[i]!)) batch.push(i);
       }
       // Growing batches: a caller that wants one key (is anything below this folder?) costs one stat.
       batchSize = Math.min(batchSize * 4, STAT_BATCH);
-      const stats = await Promise.all(batch.map((k) => fs.stat(this.filePath(bucket, k)).catch(() => undefined)));
-      for (let j = 0; j < batch.length; j++) {
-        const st = stats[j];
-        if (st?.isFile()) yield { kind: 'object', key: batch[j]!, info: infoOf(batch[j]!, st) };
+      const stats = await Promise.all(
+        batch.map((j) => fs.stat(this.filePath(bucket, dirKey + names[j]!)).catch(() => undefined)),
+      );
+      for (let b = 0; b < batch.length; b++) {
+        const st = stats[b];
+        const fileKey = dirKey + names[batch[b]!]!;
+        if (st?.isFile()) yield { kind: 'object', key: fileKey, info: infoOf(fileKey, st), folder: where, at: batch[b] };
       }
     }
+  }
+
+  /** The folder's entries whose names start with `namePrefix`, in key order; undefined if it is no folder. */
+  private async readFolder(bucket: string, dirKey: string, namePrefix: string): Promise<FolderSnapshot | undefined> {
+    let entries: Dirent[];
+    try {
+      entries = await fs.readdir(this.filePath(bucket, dirKey), { withFileTypes: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw storeError('list', e);
+    }
+    const wanted = entries
+      .filter((d) => d.name.startsWith(namePrefix) && !(dirKey === '' && d.name === TEMP_NAME))
+      .sort((a, b) => compareKeys(a.name, b.name));
+    const kinds = new Uint8Array(wanted.length);
+    const names = wanted.map((d, i) => {
+      kinds[i] = d.isDirectory() ? DIRECTORY : d.isFile() ? FILE : OTHER;
+      return d.name;
+    });
+    return { names, kinds };
   }
 
   async openReader(bucket: string, key: string, info: ObjectInfo): Promise<ObjectReader> {
@@ -531,29 +558,47 @@ function isSafeSegment(s: string): boolean {
   );
 }
 
-/** Segment-wise key order: `a/` and everything under it sort before `a-b`, as a folder walk yields them. */
-export function compareKeys(a: string, b: string): number {
-  const sa = a.split('/');
-  const sb = b.split('/');
-  for (let i = 0; i < Math.min(sa.length, sb.length); i++) {
-    if (sa[i] !== sb[i]) return compareSegments(sa[i]!, sb[i]!);
-  }
-  return sa.length - sb.length;
-}
+const SLASH = 0x2f;
 
 /**
- * S3 orders keys by their UTF-8 bytes. Below the surrogate range, UTF-16 code units sort the same way, so
- * only names with characters from U+D800 up need the (allocating) byte comparison.
+ * Segment-wise key order: `a/` and everything under it sort before `a-b`, as a folder walk yields them;
+ * that is byte order with `/` below every other character. Within a segment S3 orders keys by their UTF-8
+ * bytes, which is code point order: below the surrogates UTF-16 units compare the same, so only characters
+ * from U+D800 up need their code points. Nothing is allocated: a listing compares every key it sorts.
  */
-function compareSegments(a: string, b: string): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
     const ca = a.charCodeAt(i);
     const cb = b.charCodeAt(i);
     if (ca === cb) continue;
-    if (ca >= 0xd800 || cb >= 0xd800) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+    if (ca === SLASH) return -1;
+    if (cb === SLASH) return 1;
+    if (ca >= 0xd800 || cb >= 0xd800) return a.codePointAt(i)! - b.codePointAt(i)!;
     return ca - cb;
   }
   return a.length - b.length;
+}
+
+/**
+ * The index of the folder's first entry after the token, or of the sub-folder the token lies inside
+ * (a recursive walk resumes within it). A sub-folder's key is its name and `/`.
+ */
+function firstAfter(folder: FolderSnapshot, dirKey: string, after: string | undefined): number {
+  if (after === undefined) return 0;
+  const keyOf = (i: number) => dirKey + folder.names[i]! + (folder.kinds[i] === DIRECTORY ? '/' : '');
+  let lo = 0;
+  let hi = folder.names.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeys(keyOf(mid), after) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo > 0 && folder.kinds[lo - 1] === DIRECTORY && after.startsWith(keyOf(lo - 1)) ? lo - 1 : lo;
+}
+
+function cursorKey(bucket: string, prefix: string, token: string): string {
+  return `${bucket}\0${prefix}\0${token}`;
 }
 
 async function mkdirp(dir: string, bucket: string, key: string): Promise<void> {
