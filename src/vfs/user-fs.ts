@@ -113,6 +113,9 @@ export class ObjectFileSystem implements UserFileSystem {
     const listing = new PrefixDirHandle(p, this.store, r.location, this.options.hiddenPrefix, (names, at) =>
       this.subdirs.learn(r.location, names, at),
     );
+    // A directory seen moments ago (the client's stat before its OPENDIR, as `ls` sends them) is trusted,
+    // as uploads trust it: on S3 that spares a HEAD and a LIST racing the first page on the same server.
+    if (this.recentlySeenDirectory(r.location)) return listing;
     // The first page is asked for alongside the stat, not after it: on S3 that saves one round trip.
     const st = await this.statLocated(located).catch(async (e: unknown) => {
       await listing.close();
@@ -475,8 +478,7 @@ export class ObjectFileSystem implements UserFileSystem {
     const r = this.options.namespace.resolve(parentPath);
     if (r.kind === 'virtual') return dirStat(EPOCH);
     if (r.kind === 'none') return undefined;
-    const cached = this.dirCache.get(dirCacheKey(r.location));
-    if (cached !== undefined && Date.now() - cached < DIR_CACHE_MS) return dirStat(EPOCH);
+    if (this.recentlySeenDirectory(r.location)) return dirStat(EPOCH);
     const st = await this.statLocated({ path: parentPath, location: r.location, fileOnly: r.fileOnly }).catch(
       (e) => (isGatewayError(e, 'NotFound') ? undefined : Promise.reject(e)),
     );
@@ -484,7 +486,12 @@ export class ObjectFileSystem implements UserFileSystem {
     return st;
   }
 
-  /** `location` was seen to be a directory at `at`: parentStat trusts that for DIR_CACHE_MS. */
+  private recentlySeenDirectory(location: StoreLocation): boolean {
+    const seen = this.dirCache.get(dirCacheKey(location));
+    return seen !== undefined && Date.now() - seen < DIR_CACHE_MS;
+  }
+
+  /** `location` was seen to be a directory at `at`: parentStat and openDir trust that for DIR_CACHE_MS. */
   private markDirectory(location: StoreLocation, at: number = Date.now()): void {
     this.dirCache.set(dirCacheKey(location), at);
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -75,6 +75,23 @@ describe('LocalStore file-system specifics', () => {
   it('lists a missing bucket as NotFound, an empty folder of an existing one as empty', async () => {
     await assert.rejects(store.list('nobucket', { prefix: '' }), code('NotFound'));
     assert.deepEqual(await store.list('b', { prefix: 'nothing/', maxKeys: 1 }), { objects: [], prefixes: [] });
+  });
+
+  it('answers the one-key probe of a folder from the folder and its first entry', async () => {
+    const probe = (prefix: string) => store.list('b', { prefix, maxKeys: 1 });
+    mkdirSync(path.join(root, 'b/p/empty'), { recursive: true });
+    mkdirSync(path.join(root, 'b/p/sub/inner'), { recursive: true });
+    mkdirSync(path.join(root, 'b/p/link'));
+    symlinkSync(path.join(root, 'b/o.bin'), path.join(root, 'b/p/link/to-file'));
+    const empty = await probe('p/empty/');
+    assert.deepEqual(empty.objects.map((o) => o.key), ['p/empty/']);
+    assert.equal(empty.nextToken, undefined);
+    assert.equal((await probe('p/sub/')).nextToken, 'p/sub/');
+    // A symbolic link is no object: the folder holds nothing.
+    assert.equal((await probe('p/link/')).nextToken, undefined);
+    assert.deepEqual(await probe('p/missing/'), { objects: [], prefixes: [] });
+    await assert.rejects(store.list('nobucket', { prefix: 'x/', maxKeys: 1 }), code('NotFound'));
+    rmSync(path.join(root, 'b/p'), { recursive: true });
   });
 
   it('lists a large folder page by page from where each page stopped, and any store resumes a token', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -115,5 +115,44 @@ describe('ObjectFileSystem: a new file in a directory whose subdirectories the s
     calls.length = 0;
     await assert.rejects(upload(fs, '/b/home/u/elsewhere/d', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
     assert.ok(calls.some((c) => c.startsWith('list')), calls.join(', '));
+  });
+});
+
+describe('ObjectFileSystem: OPENDIR of a directory the session has just seen', () => {
+  let root: string;
+  let local: LocalStore;
+  let calls: string[];
+  let fs: ObjectFileSystem;
+  before(async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'sftp-gw-opendir-'));
+    mkdirSync(path.join(root, 'b', 'home', 'u', 'd'), { recursive: true });
+    writeFileSync(path.join(root, 'b', 'home', 'u', 'd', 'f'), 'x');
+    writeFileSync(path.join(root, 'b', 'home', 'u', 'file'), 'x');
+    local = new LocalStore({ root });
+    await local.init();
+    const c = counting(local);
+    calls = c.calls;
+    fs = userFsOn(c.store, root);
+  });
+  after(async () => {
+    await local.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('asks the store only for the listing after a stat (as `ls` sends them)', async () => {
+    assert.equal((await fs.stat('/b/home/u/d')).type, 'directory');
+    calls.length = 0;
+    const dh = await fs.openDir('/b/home/u/d');
+    const names = (await dh.next(100))?.map((e) => e.name);
+    await dh.close();
+    assert.deepEqual(names, ['f']);
+    assert.deepEqual(calls, ['list home/u/d/']);
+  });
+
+  it('stats a directory it has not seen, and refuses to open a file as one', async () => {
+    calls.length = 0;
+    await assert.rejects(fs.openDir('/b/home/u/file'), (e) => isGatewayError(e, 'NotADirectory'));
+    assert.ok(calls.includes('head home/u/file'), calls.join(', '));
+    await assert.rejects(fs.openDir('/b/home/u/missing'), (e) => isGatewayError(e, 'NotFound'));
   });
 });

@@ -86,6 +86,10 @@ export class LocalStore implements ObjectStore {
     bucketFound.catch(() => undefined); // an invalid name also fails the walk, which reports it
     const max = Math.max(1, Math.min(options.maxKeys ?? 1000, 1000));
     const after = options.continuationToken;
+    if (max === 1 && after === undefined && options.prefix.endsWith('/')) {
+      const probed = await this.firstBelow(bucket, options.prefix);
+      if (probed) return probed;
+    }
     const fold = options.delimiter === '/';
     const resumed = fold && after !== undefined ? this.cursors.take(cursorKey(bucket, options.prefix, after)) : undefined;
     const page: ListPage = { objects: [], prefixes: [] };
@@ -106,6 +110,30 @@ export class LocalStore implements ObjectStore {
     }
     if (count === 0 && !(await bucketFound)) throw noSuchBucket(bucket);
     return page;
+  }
+
+  /**
+   * "Is anything below this folder?", the vfs's test for a directory, without reading and sorting the whole
+   * folder: the folder is its own marker and sorts first, and one entry that is a file or folder says that
+   * more follow. Undefined when there is no such folder (the walk then tells an empty bucket from none).
+   */
+  private async firstBelow(bucket: string, prefix: string): Promise<ListPage | undefined> {
+    const marker = await this.head(bucket, prefix);
+    if (!marker) return undefined;
+    let more = false;
+    try {
+      const dir = await fs.opendir(this.filePath(bucket, prefix), { bufferSize: 32 });
+      for await (const d of dir) {
+        if (d.isFile() || d.isDirectory()) {
+          more = true;
+          break; // closes the directory
+        }
+      }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw storeError('list', e);
+    }
+    return { objects: [marker], prefixes: [], ...(more ? { nextToken: prefix } : {}) };
   }
 
   /**
