@@ -124,6 +124,8 @@ export async function startGateway(
           spoolDir,
           spoolMaxBytes: config.spoolMaxMiB * 1024 * 1024,
           hiddenPrefix,
+          prefetchFiles: config.storage.type === 's3' ? config.storage.prefetchFiles : 0,
+          onPrefetchedFile: (outcome) => metrics.prefetchedFile(outcome),
         },
         granted.access,
       );

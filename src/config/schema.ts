@@ -146,6 +146,12 @@ export const s3StorageSchema = z.strictObject({
   copyPartThresholdMiB: z.number().int().min(5).max(5120).default(5120),
   readAheadChunkMiB: z.number().min(0.0625).max(64).default(4),
   readAheadChunks: z.number().int().min(1).max(32).default(4),
+  /**
+   * When a client downloads a directory's files one after another (`get -r`, `mget`), the next this many
+   * files of at most 1 MiB are fetched ahead; 0 turns it off. A fetched file is handed only to an OPEN
+   * within a second of its GET.
+   */
+  prefetchFiles: z.number().int().min(0).max(16).default(4),
   /** The janitor aborts the gateway's own multipart uploads older than this. */
   multipartMaxAgeHours: z.number().positive().default(24),
   /** aws: current SDK defaults. generic: Ceph, Swift, older MinIO (no flexible checksums, no conditional writes, Content-MD5 on DeleteObjects). */

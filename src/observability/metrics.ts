@@ -78,6 +78,7 @@ export class GatewayMetrics {
   readonly #s3Duration: Histogram<'operation'>;
   readonly #s3Errors: Counter<'operation' | 'code'>;
   readonly #multipart: Counter<'event'>;
+  readonly #prefetched: Counter<'outcome'>;
   readonly #sftpRequests: Counter<'type' | 'status'>;
   #memorySource: MemoryBudgetSource | undefined;
   #uploadMemorySource: MemoryBudgetSource | undefined;
@@ -154,6 +155,12 @@ export class GatewayMetrics {
       name: 'sftp_gateway_multipart_uploads_total',
       help: 'Multipart uploads by event (started, completed, aborted).',
       labelNames: ['event'] as const,
+      registers,
+    });
+    this.#prefetched = new Counter({
+      name: 'sftp_gateway_prefetched_files_total',
+      help: 'Small files fetched ahead while a client downloads a directory, by outcome: used (an OPEN took it) or unused (dropped: too old, the session wrote, or it ended).',
+      labelNames: ['outcome'] as const,
       registers,
     });
     this.#sftpRequests = new Counter({
@@ -254,6 +261,10 @@ export class GatewayMetrics {
   }
 
   /** `type` an SFTP packet name (OPEN, READ, ...), `status` the reply's status name (OK, EOF, ...). */
+  prefetchedFile(outcome: 'used' | 'unused'): void {
+    this.#prefetched.inc({ outcome });
+  }
+
   sftpRequest(type: string, status: string): void {
     this.#sftpRequests.inc({ type: labelValue(type), status: labelValue(status) });
   }

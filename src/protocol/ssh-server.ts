@@ -501,6 +501,7 @@ export class SshGateway {
     this.sessions.add(sftp);
     await sftp.closed;
     this.sessions.delete(sftp);
+    await fs.close?.().catch(() => undefined);
   }
 
   /**

@@ -98,4 +98,6 @@ export interface UserFileSystem {
   rename(from: string, to: string, overwrite: boolean): Promise<void>;
   setstat(path: string, attrs: SetAttributes): Promise<void>;
   statfs(path: string): Promise<StatFs>;
+  /** The session has ended: stops what the filesystem still has running for it. */
+  close?(): Promise<void>;
 }

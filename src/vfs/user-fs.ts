@@ -24,6 +24,7 @@ import type {
   UserFileSystem,
   WriteHandle,
 } from './types.js';
+import { MAX_LEARNT_FILES, SequentialPrefetch } from './sequential-prefetch.js';
 import { MAX_LEARNT_SUBDIRS, SubdirCache } from './subdir-cache.js';
 import { ObjectWriteHandle, type WriteEndResult } from './write-handle.js';
 
@@ -41,6 +42,13 @@ export interface ObjectFileSystemOptions {
   hiddenPrefix?: string;
   /** Concurrent copies while renaming a directory. */
   renameConcurrency?: number;
+  /**
+   * Small files of a listed directory fetched ahead while a client downloads them one by one (see
+   * SequentialPrefetch); 0 or absent: none. For stores where an open is a network round trip.
+   */
+  prefetchFiles?: number;
+  /** Metrics hook: a file fetched ahead was used by an OPEN, or dropped unused. */
+  onPrefetchedFile?: (outcome: 'used' | 'unused') => void;
   /** Audit hook for each file handle that ends. */
   onWriteEnd?: (path: string, result: WriteEndResult) => void;
 }
@@ -63,10 +71,22 @@ export class ObjectFileSystem implements UserFileSystem {
   private readonly store: ObjectStore;
   private readonly dirCache = new Map<string, number>();
   private readonly subdirs = new SubdirCache();
+  private readonly prefetch: SequentialPrefetch | undefined;
 
   constructor(private readonly options: ObjectFileSystemOptions) {
     this.store = options.store;
     this.home = options.namespace.home;
+    if (options.prefetchFiles)
+      this.prefetch = new SequentialPrefetch(
+        (path) => this.openAhead(path),
+        options.prefetchFiles,
+        options.onPrefetchedFile,
+      );
+  }
+
+  /** Ends what the session left running: files fetched ahead and not opened. */
+  async close(): Promise<void> {
+    this.prefetch?.close();
   }
 
   resolve(path: string): string {
@@ -110,8 +130,14 @@ export class ObjectFileSystem implements UserFileSystem {
     if (r.fileOnly) throw notADirectory(p);
     const located = { path: p, location: r.location, fileOnly: false };
     this.check('list', located);
-    const listing = new PrefixDirHandle(p, this.store, r.location, this.options.hiddenPrefix, (names, at) =>
-      this.subdirs.learn(r.location, names, at),
+    const prefetch = this.prefetch;
+    const listing = new PrefixDirHandle(
+      p,
+      this.store,
+      r.location,
+      this.options.hiddenPrefix,
+      (names, at) => this.subdirs.learn(r.location, names, at),
+      prefetch && ((names, sizes) => prefetch.learnListing(p, names, sizes)),
     );
     // A directory seen moments ago (the client's stat before its OPENDIR, as `ls` sends them) is trusted,
     // as uploads trust it: on S3 that spares a HEAD and a LIST racing the first page on the same server.
@@ -146,7 +172,10 @@ export class ObjectFileSystem implements UserFileSystem {
     let info: ObjectInfo | undefined;
     if (key !== '') {
       if (excl) info = await this.store.head(bucket, key);
-      else object = await this.store.openObject(bucket, key);
+      else {
+        const ahead = this.prefetch?.take(located.path);
+        object = (ahead && (await ahead.catch(() => undefined))) || (await this.store.openObject(bucket, key));
+      }
     }
     // open(O_RDONLY | O_CREAT [| O_EXCL]) keeps its POSIX meaning.
     if (info && excl) throw alreadyExists(located.path);
@@ -173,6 +202,7 @@ export class ObjectFileSystem implements UserFileSystem {
   }
 
   private async openWrite(located: Located, flags: OpenFlags): Promise<WriteHandle> {
+    this.prefetch?.invalidate();
     this.check('write', located);
     const { bucket, key } = located.location;
     if (key === '') throw isADirectory(located.path);
@@ -241,6 +271,7 @@ export class ObjectFileSystem implements UserFileSystem {
   }
 
   async remove(path: string): Promise<void> {
+    this.prefetch?.invalidate();
     const located = this.locate(path);
     const { bucket, key } = located.location;
     if (key === '') throw isADirectory(located.path);
@@ -256,6 +287,7 @@ export class ObjectFileSystem implements UserFileSystem {
   }
 
   async rename(from: string, to: string, overwrite: boolean): Promise<void> {
+    this.prefetch?.invalidate();
     const source = this.locate(from);
     const target = this.locate(to);
     if (source.path === target.path) return;
@@ -411,6 +443,19 @@ export class ObjectFileSystem implements UserFileSystem {
     this.options.access.check(action, located.location, located.path);
   }
 
+  /** OPEN's read of `path` for SequentialPrefetch, or undefined where OPEN would refuse it. */
+  private openAhead(path: string): Promise<OpenedObject | undefined> | undefined {
+    let located: Located;
+    try {
+      located = this.locate(path);
+      this.check('read', located);
+    } catch {
+      return undefined;
+    }
+    const { bucket, key } = located.location;
+    return key === '' ? undefined : this.store.openObject(bucket, key);
+  }
+
   private async statLocated(located: Located): Promise<FileStat> {
     const { bucket, key } = located.location;
     if (key === '') {
@@ -535,6 +580,7 @@ class PrefixDirHandle implements DirHandle {
   private readonly prefix: string;
   private readonly startedAt = Date.now();
   private subdirNames: string[] | undefined = [];
+  private files: { names: string[]; sizes: number[] } | undefined;
 
   constructor(
     readonly path: string,
@@ -543,8 +589,11 @@ class PrefixDirHandle implements DirHandle {
     private readonly hiddenPrefix?: string,
     /** Told the subdirectories' names once the whole listing has been read, and when it started. */
     private readonly onComplete?: (subdirs: string[], startedAt: number) => void,
+    /** Told the files' names and sizes, in listing order, once the whole listing has been read. */
+    private readonly onFiles?: (names: string[], sizes: number[]) => void,
   ) {
     this.prefix = dirPrefix(location.key);
+    if (onFiles) this.files = { names: [], sizes: [] };
     this.fetch(undefined);
   }
 
@@ -570,7 +619,16 @@ class PrefixDirHandle implements DirHandle {
         for (let i = 0; i < page.names.length; i++) if (page.sizes[i]! < 0) this.subdirNames.push(page.names[i]!);
         if (this.subdirNames.length > MAX_LEARNT_SUBDIRS) this.subdirNames = undefined;
       }
+      if (this.files) {
+        for (let i = 0; i < page.names.length; i++) {
+          if (page.sizes[i]! < 0) continue;
+          this.files.names.push(page.names[i]!);
+          this.files.sizes.push(page.sizes[i]!);
+        }
+        if (this.files.names.length > MAX_LEARNT_FILES) this.files = undefined;
+      }
       if (this.exhausted && this.subdirNames) this.onComplete?.(this.subdirNames, this.startedAt);
+      if (this.exhausted && this.files) this.onFiles?.(this.files.names, this.files.sizes);
     }
     const page = this.page;
     if (this.closed || !page || this.cursor >= page.names.length) return undefined;

@@ -5,7 +5,7 @@
  * at the bucket directly, and Swift's proxy access log shows which S3 requests were really sent.
  */
 import assert from 'node:assert/strict';
-import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -14,6 +14,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { makeFile, run, sha256File, tempDir } from '../support/gateway.js';
+import { parsePrometheusText, sampleValue } from '../support/prom-parse.js';
 import {
   clearAwsEnv,
   type S3TestServer,
@@ -314,6 +315,43 @@ describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () =>
     assert.deepEqual(delta(1), { 'HEAD 200': 3, 'GET 416': 1 }, 'dl-empty');
     // 4 MiB at OPEN, then streamed ranges of 8, 16 and (the rest of) 32 MiB.
     assert.deepEqual(delta(2), { 'HEAD 200': 2, 'GET 206': 4 }, 'dl-big');
+  });
+
+  test('get -r: every file is one GET, small ones fetched ahead, and each arrives whole', async () => {
+    const dir = path.join(work, 'pf');
+    await mkdir(dir, { recursive: true });
+    // 3 MiB and 2 MiB are over the prefetch limit (1 MiB); the empty file answers its GET with 416.
+    const sizes = [4096, 1, 0, 3 * MiB, 5000, 70_000, 12, 4096, 2 * MiB, 100, 4096, 4096];
+    const names = sizes.map((_, i) => `pf-${String(i).padStart(2, '0')}`);
+    for (let i = 0; i < sizes.length; i++) await makeFile(path.join(dir, names[i]!), sizes[i]!);
+    await ok(`put -r ${dir} pf\n`);
+    const gets = async () =>
+      Promise.all(
+        names.map(async (n) => {
+          let c = 0;
+          for (const [r, count] of await requestsOn(s3, k(`pf/${n}`))) if (r.startsWith('GET')) c += count;
+          return c;
+        }),
+      );
+    const prefetched = async () => {
+      const m = parsePrometheusText(await (await fetch(`http://127.0.0.1:${g.gw.metricsPort}/metrics`)).text());
+      const v = (outcome: string) => sampleValue(m, 'sftp_gateway_prefetched_files_total', { outcome }) ?? 0;
+      return { used: v('used'), unused: v('unused') };
+    };
+    const before = { gets: await gets(), prefetched: await prefetched() };
+    const down = path.join(work, 'pf.down');
+    await ok(`get -r pf ${down}\n`);
+    const afterGets = await gets();
+    for (let i = 0; i < names.length; i++) {
+      assert.equal(await sha256File(path.join(down, names[i]!)), await sha256File(path.join(dir, names[i]!)), names[i]);
+      assert.equal(afterGets[i]! - before.gets[i]!, 1, `${names[i]}: one GET, fetched ahead or not`);
+    }
+    // The first two OPENs show the order; the 8 small files after them were fetched ahead and all used.
+    const after = await prefetched();
+    assert.deepEqual(
+      { used: after.used - before.prefetched.used, unused: after.unused - before.prefetched.unused },
+      { used: 8, unused: 0 },
+    );
   });
 
   test('an overwrite during a download fails the download instead of mixing versions', async () => {
