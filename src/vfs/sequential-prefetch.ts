@@ -7,6 +7,16 @@ export const PREFETCH_MAX_BYTES = 1024 * 1024;
 export const PREFETCH_MAX_AGE_MS = 1000;
 /** Files of a listing remembered for this; a bigger directory is not fetched ahead. */
 export const MAX_LEARNT_FILES = 10_000;
+/** Listings remembered: `get -r` lists each sub-directory on its way through the parent's files. */
+const MAX_LISTINGS = 8;
+
+interface Listing {
+  names: string[];
+  sizes: number[];
+  index: Map<string, number>;
+  /** The index of the last file of this listing opened, -1 before the first. */
+  last: number;
+}
 
 /** Opens the file at a virtual path as OPEN would, or returns undefined when this user may not read it. */
 export type PrefetchOpen = (path: string) => Promise<OpenedObject | undefined> | undefined;
@@ -29,11 +39,7 @@ interface Ahead {
  * fetched. Nothing is fetched for a client that opens files in any other order.
  */
 export class SequentialPrefetch {
-  #dir: string | undefined;
-  #names: string[] = [];
-  #sizes: number[] = [];
-  #index = new Map<string, number>();
-  #last = -1;
+  readonly #listings = new Map<string, Listing>();
   readonly #ahead = new Map<string, Ahead>();
 
   constructor(
@@ -46,12 +52,13 @@ export class SequentialPrefetch {
 
   /** A complete listing of `dir` (virtual path): its files' names and sizes, in listing order. */
   learnListing(dir: string, names: string[], sizes: number[]): void {
+    this.#listings.delete(dir);
     if (names.length > MAX_LEARNT_FILES) return;
-    this.#dir = dir;
-    this.#names = names;
-    this.#sizes = sizes;
-    this.#index = new Map(names.map((n, i) => [n, i]));
-    this.#last = -1;
+    this.#listings.set(dir, { names, sizes, index: new Map(names.map((n, i) => [n, i])), last: -1 });
+    for (const old of this.#listings.keys()) {
+      if (this.#listings.size <= MAX_LISTINGS) break;
+      this.#listings.delete(old);
+    }
   }
 
   /**
@@ -71,10 +78,12 @@ export class SequentialPrefetch {
       this.#ahead.delete(p);
       this.#drop(a);
     }
-    const i = this.#dir !== undefined && parentOf(path) === this.#dir ? this.#index.get(baseName(path)) : undefined;
-    if (i === undefined) return fresh;
-    if (i === this.#last + 1 && this.#last >= 0) this.#fetchAfter(i, now);
-    this.#last = i;
+    const dir = parentOf(path);
+    const listing = this.#listings.get(dir);
+    const i = listing?.index.get(baseName(path));
+    if (listing === undefined || i === undefined) return fresh;
+    if (i === listing.last + 1 && listing.last >= 0) this.#fetchAfter(dir, listing, i, now);
+    listing.last = i;
     return fresh;
   }
 
@@ -86,14 +95,14 @@ export class SequentialPrefetch {
 
   close(): void {
     this.invalidate();
-    this.#dir = undefined;
+    this.#listings.clear();
   }
 
-  #fetchAfter(i: number, now: number): void {
-    const end = Math.min(this.#names.length, i + 1 + this.depth);
+  #fetchAfter(dir: string, listing: Listing, i: number, now: number): void {
+    const end = Math.min(listing.names.length, i + 1 + this.depth);
     for (let j = i + 1; j < end; j++) {
-      if (this.#sizes[j]! > PREFETCH_MAX_BYTES) continue;
-      const path = joinPath(this.#dir!, this.#names[j]!);
+      if (listing.sizes[j]! > PREFETCH_MAX_BYTES) continue;
+      const path = joinPath(dir, listing.names[j]!);
       if (this.#ahead.has(path)) continue;
       const opened = this.open(path);
       if (!opened) continue;

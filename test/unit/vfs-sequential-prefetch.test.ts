@@ -90,6 +90,19 @@ describe('SequentialPrefetch', () => {
     assert.deepEqual(h.closed.sort(), ['/d/c', '/d/d', '/d/d', '/d/e']);
   });
 
+  it('goes on with a directory after listing a sub-directory on the way (get -r of a tree)', async () => {
+    const h = harness(1);
+    h.p.learnListing('/d', names, small);
+    h.p.take('/d/a');
+    h.p.take('/d/b');
+    h.p.learnListing('/d/sub', ['x', 'y', 'z'], [1, 1, 1]);
+    h.p.take('/d/sub/x');
+    h.p.take('/d/sub/y');
+    assert.ok(await h.p.take('/d/c'));
+    h.p.take('/d/d');
+    assert.deepEqual(h.fetched, ['/d/c', '/d/sub/z', '/d/d', '/d/e']);
+  });
+
   it('forgets a listing too large to hold', () => {
     const h = harness(2);
     const many = Array.from({ length: 10_001 }, (_, i) => `f${i}`);
