@@ -234,7 +234,11 @@ export class ObjectFileSystem implements UserFileSystem {
       reorderWindowBytes: this.options.reorderWindowBytes ?? 8 * 1024 * 1024,
       spoolDir: this.options.spoolDir,
       spoolMaxBytes: this.options.spoolMaxBytes,
-      onEnd: (result) => this.options.onWriteEnd?.(located.path, result),
+      onEnd: (result) => {
+        // What was fetched ahead while the upload ran may be older than what it published.
+        this.prefetch?.invalidate();
+        this.options.onWriteEnd?.(located.path, result);
+      },
     });
   }
 
@@ -282,12 +286,22 @@ export class ObjectFileSystem implements UserFileSystem {
       throw notFound(located.path);
     }
     await this.store.delete(bucket, [key]);
+    this.prefetch?.invalidate();
     // On S3 a directory without a marker vanishes with its last key.
     this.dirCache.clear();
   }
 
   async rename(from: string, to: string, overwrite: boolean): Promise<void> {
+    // Before and after: a file fetched ahead while the copy ran may be the one it replaced.
     this.prefetch?.invalidate();
+    try {
+      await this.renamePaths(from, to, overwrite);
+    } finally {
+      this.prefetch?.invalidate();
+    }
+  }
+
+  private async renamePaths(from: string, to: string, overwrite: boolean): Promise<void> {
     const source = this.locate(from);
     const target = this.locate(to);
     if (source.path === target.path) return;
