@@ -110,8 +110,10 @@ export interface ObjectStore {
   /**
    * `head` and `openReader` in one: undefined when the object does not exist. S3 does it with a single
    * ranged GET of the first chunk (its response carries size, ETag and date), not HEAD + GET.
+   * `speculative`: an open no client has asked for yet (a file fetched ahead); it fails at once instead
+   * of waiting when its buffers would have to wait for memory, so it never delays a client's own reads.
    */
-  openObject(bucket: string, key: string): Promise<OpenedObject | undefined>;
+  openObject(bucket: string, key: string, options?: { speculative?: boolean }): Promise<OpenedObject | undefined>;
   /** A byte range [start, end) as a stream (end omitted: to the end). The caller consumes or destroys it. */
   getStream(
     bucket: string,

@@ -467,7 +467,7 @@ export class ObjectFileSystem implements UserFileSystem {
       return undefined;
     }
     const { bucket, key } = located.location;
-    return key === '' ? undefined : this.store.openObject(bucket, key);
+    return key === '' ? undefined : this.store.openObject(bucket, key, { speculative: true });
   }
 
   private async statLocated(located: Located): Promise<FileStat> {

@@ -330,6 +330,25 @@ export function s3SpecificTests(name: string, compat: boolean, skip: string | un
       assert.deepEqual(names, ['GetObjectCommand'], 'a missing object is one GET (404) too');
     });
 
+    it('openObject speculative: fails at once when its chunk would wait for memory, opens when free', async () => {
+      const key = `${prefix}speculative.txt`;
+      const data = randomBytes(1000);
+      await f.store.put(f.bucket, key, data);
+      const names = recordCommands(f.store);
+      // Leave less than one read-ahead chunk free: a client's open would wait, a speculative one must not.
+      const hold = await f.budget.acquire(f.budget.limit - f.budget.inUse - 1024);
+      try {
+        await assert.rejects(f.store.openObject(f.bucket, key, { speculative: true }), /ahead of the client/);
+        assert.deepEqual(names, [], 'no request sent');
+      } finally {
+        hold();
+      }
+      const o = (await f.store.openObject(f.bucket, key, { speculative: true }))!;
+      assert.deepEqual(await o.reader.read(0, 32768), data);
+      await o.reader.close();
+      assert.equal(f.budget.inUse, 0);
+    });
+
     it('openObject: an empty object (416 on a ranged GET) opens and reads EOF', async () => {
       const key = `${prefix}empty`;
       const put = await f.store.put(f.bucket, key, Buffer.alloc(0));

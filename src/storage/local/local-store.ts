@@ -245,7 +245,8 @@ export class LocalStore implements ObjectStore {
   }
 
   /** open + fstat, without a stat by name first: a small download's open is two system calls. */
-  async openObject(bucket: string, key: string): Promise<OpenedObject | undefined> {
+  /** `speculative` changes nothing here: the open holds a descriptor, no buffer. */
+  async openObject(bucket: string, key: string, _options?: { speculative?: boolean }): Promise<OpenedObject | undefined> {
     if (key === '' || key.endsWith('/')) return undefined;
     return this.openFile(bucket, key);
   }

@@ -92,11 +92,18 @@ export class S3ReadAheadReader implements ObjectReader {
    * Opens `key` with its first chunk; undefined when there is no such object. An empty object answers a
    * ranged GET with 416 (InvalidRange): then a HEAD tells an empty object from a missing one.
    */
-  static async open(ctx: S3Context, bucket: string, key: string): Promise<S3ReadAheadReader | undefined> {
+  static async open(
+    ctx: S3Context,
+    bucket: string,
+    key: string,
+    speculative = false,
+  ): Promise<S3ReadAheadReader | undefined> {
     const C = ctx.config.readAheadChunkSize;
     const where = `${bucket}/${key}`;
-    // Taken before the request: the budget never waits while a response holds a socket.
-    let release: Release | undefined = await ctx.budget.acquire(C);
+    // Taken before the request: the budget never waits while a response holds a socket. A speculative
+    // open does not wait at all: it would queue ahead of clients' own reads.
+    let release: Release | undefined = speculative ? ctx.budget.tryAcquire(C) : await ctx.budget.acquire(C);
+    if (!release) throw new GatewayError('Failure', `no memory free to fetch ${where} ahead of the client`);
     let res: GetObjectCommandOutput | undefined;
     try {
       try {

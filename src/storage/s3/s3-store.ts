@@ -171,8 +171,12 @@ export class S3Store implements ObjectStore {
     return this.#track(new S3ReadAheadReader(this.#ctx, bucket, info));
   }
 
-  async openObject(bucket: string, key: string): Promise<OpenedObject | undefined> {
-    const reader = await S3ReadAheadReader.open(this.#ctx, bucket, key);
+  async openObject(
+    bucket: string,
+    key: string,
+    options: { speculative?: boolean } = {},
+  ): Promise<OpenedObject | undefined> {
+    const reader = await S3ReadAheadReader.open(this.#ctx, bucket, key, options.speculative);
     return reader && { info: reader.info, reader: this.#track(reader) };
   }
 
