@@ -66,93 +66,85 @@ async function upload(fs: ObjectFileSystem, p: string, body: string): Promise<vo
   await h.close();
 }
 
-describe('ObjectFileSystem: a new file in a directory whose subdirectories the session knows', () => {
-  let root: string;
+/** A user filesystem on a fresh LocalStore under home /b/home/u whose HEAD and LIST calls are counted. */
+function countedLocalFs(prepare: (home: string) => void = () => undefined) {
+  const f = { root: '', calls: [] as string[], fs: undefined as unknown as ObjectFileSystem };
   let local: LocalStore;
-  let calls: string[];
-  let fs: ObjectFileSystem;
   before(async () => {
-    root = mkdtempSync(path.join(os.tmpdir(), 'sftp-gw-subdirs-'));
-    mkdirSync(path.join(root, 'b', 'home', 'u'), { recursive: true });
-    local = new LocalStore({ root });
+    f.root = mkdtempSync(path.join(os.tmpdir(), 'sftp-gw-vfs-'));
+    const home = path.join(f.root, 'b', 'home', 'u');
+    mkdirSync(home, { recursive: true });
+    prepare(home);
+    local = new LocalStore({ root: f.root });
     await local.init();
     const c = counting(local);
-    calls = c.calls;
-    fs = userFsOn(c.store, root);
+    f.calls = c.calls;
+    f.fs = userFsOn(c.store, f.root);
   });
   after(async () => {
     await local.close();
-    rmSync(root, { recursive: true, force: true });
+    rmSync(f.root, { recursive: true, force: true });
   });
+  return f;
+}
+
+describe('ObjectFileSystem: a new file in a directory whose subdirectories the session knows', () => {
+  const f = countedLocalFs();
 
   it('after mkdir, uploads into it ask the store nothing about the target', async () => {
-    await fs.mkdir('/b/home/u/new');
-    calls.length = 0;
-    for (let i = 0; i < 3; i++) await upload(fs, `/b/home/u/new/f${i}`, `body ${i}`);
-    assert.deepEqual(calls, [], 'no HEAD or LIST per file');
-    const st = await fs.stat('/b/home/u/new/f2');
+    await f.fs.mkdir('/b/home/u/new');
+    f.calls.length = 0;
+    for (let i = 0; i < 3; i++) await upload(f.fs, `/b/home/u/new/f${i}`, `body ${i}`);
+    assert.deepEqual(f.calls, [], 'no HEAD or LIST per file');
+    const st = await f.fs.stat('/b/home/u/new/f2');
     assert.equal(st.size, 'body 2'.length);
   });
 
   it('still refuses a file over a subdirectory made by this session', async () => {
-    await fs.mkdir('/b/home/u/new/sub');
-    await assert.rejects(upload(fs, '/b/home/u/new/sub', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
+    await f.fs.mkdir('/b/home/u/new/sub');
+    await assert.rejects(upload(f.fs, '/b/home/u/new/sub', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
   });
 
   it('learns from a complete listing, and refuses a file over a listed subdirectory', async () => {
-    mkdirSync(path.join(root, 'b', 'home', 'u', 'listed', 'd'), { recursive: true });
-    const dh = await fs.openDir('/b/home/u/listed');
+    mkdirSync(path.join(f.root, 'b', 'home', 'u', 'listed', 'd'), { recursive: true });
+    const dh = await f.fs.openDir('/b/home/u/listed');
     while (await dh.next(100));
     await dh.close();
-    calls.length = 0;
-    await upload(fs, '/b/home/u/listed/file', 'ok');
-    assert.deepEqual(calls, []);
-    await assert.rejects(upload(fs, '/b/home/u/listed/d', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
+    f.calls.length = 0;
+    await upload(f.fs, '/b/home/u/listed/file', 'ok');
+    assert.deepEqual(f.calls, []);
+    await assert.rejects(upload(f.fs, '/b/home/u/listed/d', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
   });
 
   it('asks the store when it knows nothing (a directory another session made)', async () => {
-    mkdirSync(path.join(root, 'b', 'home', 'u', 'elsewhere', 'd'), { recursive: true });
-    calls.length = 0;
-    await assert.rejects(upload(fs, '/b/home/u/elsewhere/d', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
-    assert.ok(calls.some((c) => c.startsWith('list')), calls.join(', '));
+    mkdirSync(path.join(f.root, 'b', 'home', 'u', 'elsewhere', 'd'), { recursive: true });
+    f.calls.length = 0;
+    await assert.rejects(upload(f.fs, '/b/home/u/elsewhere/d', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
+    assert.ok(f.calls.some((c) => c.startsWith('list')), f.calls.join(', '));
   });
 });
 
 describe('ObjectFileSystem: OPENDIR of a directory the session has just seen', () => {
-  let root: string;
-  let local: LocalStore;
-  let calls: string[];
-  let fs: ObjectFileSystem;
-  before(async () => {
-    root = mkdtempSync(path.join(os.tmpdir(), 'sftp-gw-opendir-'));
-    mkdirSync(path.join(root, 'b', 'home', 'u', 'd'), { recursive: true });
-    writeFileSync(path.join(root, 'b', 'home', 'u', 'd', 'f'), 'x');
-    writeFileSync(path.join(root, 'b', 'home', 'u', 'file'), 'x');
-    local = new LocalStore({ root });
-    await local.init();
-    const c = counting(local);
-    calls = c.calls;
-    fs = userFsOn(c.store, root);
-  });
-  after(async () => {
-    await local.close();
-    rmSync(root, { recursive: true, force: true });
+  const f = countedLocalFs((home) => {
+    mkdirSync(path.join(home, 'd'));
+    writeFileSync(path.join(home, 'd', 'f'), 'x');
+    writeFileSync(path.join(home, 'file'), 'x');
   });
 
   it('asks the store only for the listing after a stat (as `ls` sends them)', async () => {
-    assert.equal((await fs.stat('/b/home/u/d')).type, 'directory');
-    calls.length = 0;
-    const dh = await fs.openDir('/b/home/u/d');
+    assert.equal((await f.fs.stat('/b/home/u/d')).type, 'directory');
+    f.calls.length = 0;
+    const dh = await f.fs.openDir('/b/home/u/d');
     const names = (await dh.next(100))?.map((e) => e.name);
     await dh.close();
     assert.deepEqual(names, ['f']);
-    assert.deepEqual(calls, ['list home/u/d/']);
+    assert.deepEqual(f.calls, ['list home/u/d/']);
   });
 
   it('stats a directory it has not seen, and refuses to open a file as one', async () => {
-    calls.length = 0;
-    await assert.rejects(fs.openDir('/b/home/u/file'), (e) => isGatewayError(e, 'NotADirectory'));
-    assert.ok(calls.includes('head home/u/file'), calls.join(', '));
-    await assert.rejects(fs.openDir('/b/home/u/missing'), (e) => isGatewayError(e, 'NotFound'));
+    f.calls.length = 0;
+    await assert.rejects(f.fs.openDir('/b/home/u/file'), (e) => isGatewayError(e, 'NotADirectory'));
+    assert.ok(f.calls.includes('head home/u/file'), f.calls.join(', '));
+    await assert.rejects(f.fs.openDir('/b/home/u/missing'), (e) => isGatewayError(e, 'NotFound'));
   });
 });
