@@ -260,11 +260,12 @@ export class GatewayMetrics {
     this.#multipart.inc({ event });
   }
 
-  /** `type` an SFTP packet name (OPEN, READ, ...), `status` the reply's status name (OK, EOF, ...). */
+  /** A file fetched ahead of a directory download: an OPEN took it (`used`), or it was dropped. */
   prefetchedFile(outcome: 'used' | 'unused'): void {
     this.#prefetched.inc({ outcome });
   }
 
+  /** `type` an SFTP packet name (OPEN, READ, ...), `status` the reply's status name (OK, EOF, ...). */
   sftpRequest(type: string, status: string): void {
     this.#sftpRequests.inc({ type: labelValue(type), status: labelValue(status) });
   }
