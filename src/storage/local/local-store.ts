@@ -81,15 +81,12 @@ export class LocalStore implements ObjectStore {
   }
 
   async list(bucket: string, options: ListOptions): Promise<ListPage> {
+    const max = Math.max(1, Math.min(options.maxKeys ?? 1000, 1000));
+    const after = options.continuationToken;
+    if (max === 1 && after === undefined && options.prefix.endsWith('/')) return this.firstBelow(bucket, options.prefix);
     // Asked alongside the walk, not before it: only an empty page needs the answer, and then it is ready.
     const bucketFound = this.bucketExists(bucket);
     bucketFound.catch(() => undefined); // an invalid name also fails the walk, which reports it
-    const max = Math.max(1, Math.min(options.maxKeys ?? 1000, 1000));
-    const after = options.continuationToken;
-    if (max === 1 && after === undefined && options.prefix.endsWith('/')) {
-      const probed = await this.firstBelow(bucket, options.prefix);
-      if (probed) return probed;
-    }
     const fold = options.delimiter === '/';
     const resumed = fold && after !== undefined ? this.cursors.take(cursorKey(bucket, options.prefix, after)) : undefined;
     const page: ListPage = { objects: [], prefixes: [] };
@@ -115,11 +112,14 @@ export class LocalStore implements ObjectStore {
   /**
    * "Is anything below this folder?", the vfs's test for a directory, without reading and sorting the whole
    * folder: the folder is its own marker and sorts first, and one entry that is a file or folder says that
-   * more follow. Undefined when there is no such folder (the walk then tells an empty bucket from none).
+   * more follow. No such folder: an empty page, or NotFound when the bucket is missing too.
    */
-  private async firstBelow(bucket: string, prefix: string): Promise<ListPage | undefined> {
+  private async firstBelow(bucket: string, prefix: string): Promise<ListPage> {
     const marker = await this.head(bucket, prefix);
-    if (!marker) return undefined;
+    if (!marker) {
+      if (!(await this.bucketExists(bucket))) throw noSuchBucket(bucket);
+      return { objects: [], prefixes: [] };
+    }
     let more = false;
     try {
       const dir = await fs.opendir(this.filePath(bucket, prefix), { bufferSize: 32 });
