@@ -36,7 +36,8 @@ interface Ahead {
  * files are fetched, and an OPEN of one of them takes the fetched object. What a client is handed is the
  * object as it was when that GET was sent, at most PREFETCH_MAX_AGE_MS before the OPEN: the same answer an
  * OPEN sent that much earlier would have had. A session's own write, removal or rename drops everything
- * fetched. Nothing is fetched for a client that opens files in any other order.
+ * fetched when it ends (until then what was fetched is still the current object). Nothing is fetched for
+ * a client that opens files in any other order.
  */
 export class SequentialPrefetch {
   readonly #listings = new Map<string, Listing>();

@@ -202,7 +202,6 @@ export class ObjectFileSystem implements UserFileSystem {
   }
 
   private async openWrite(located: Located, flags: OpenFlags): Promise<WriteHandle> {
-    this.prefetch?.invalidate();
     this.check('write', located);
     const { bucket, key } = located.location;
     if (key === '') throw isADirectory(located.path);
@@ -235,7 +234,7 @@ export class ObjectFileSystem implements UserFileSystem {
       spoolDir: this.options.spoolDir,
       spoolMaxBytes: this.options.spoolMaxBytes,
       onEnd: (result) => {
-        // What was fetched ahead while the upload ran may be older than what it published.
+        // What was fetched ahead before or while the upload ran may be older than what it published.
         this.prefetch?.invalidate();
         this.options.onWriteEnd?.(located.path, result);
       },
@@ -275,7 +274,6 @@ export class ObjectFileSystem implements UserFileSystem {
   }
 
   async remove(path: string): Promise<void> {
-    this.prefetch?.invalidate();
     const located = this.locate(path);
     const { bucket, key } = located.location;
     if (key === '') throw isADirectory(located.path);
@@ -292,8 +290,7 @@ export class ObjectFileSystem implements UserFileSystem {
   }
 
   async rename(from: string, to: string, overwrite: boolean): Promise<void> {
-    // Before and after: a file fetched ahead while the copy ran may be the one it replaced.
-    this.prefetch?.invalidate();
+    // A file fetched ahead while the copy ran may be the one it replaced.
     try {
       await this.renamePaths(from, to, overwrite);
     } finally {
