@@ -110,32 +110,3 @@ patch(
   'one randomFillSync per 64 KiB, not per packet',
   7,
 );
-
-// ssh2 1.17's native ChaCha20-Poly1305 re-keys one OpenSSL context per packet (EVP_EncryptInit_ex with the
-// packet's IV, for its Poly1305 key and then its payload). With OpenSSL 3.5, which Node 24 bundles, the
-// second packet fails ("digital envelope routines::invalid operation"): the container image, which builds
-// the binding for Node 24, closed every connection that negotiated chacha20-poly1305@openssh.com,
-// OpenSSH's default first cipher, right after the key exchange. Measured: OpenSSL 3.0 (Node 20) works,
-// 3.5 (Node 24) fails. So the binding's ChaCha20-Poly1305 is used only with OpenSSL 1.x and 3.0; with any
-// later one ssh2 uses its JavaScript ChaCha20-Poly1305 (node:crypto's chacha20 and its Poly1305), as
-// where no binding was built. AES-GCM and the other ciphers keep the binding. (A round trip through the
-// binding at load time was tried instead: under Node 24 a binding object destroyed by the collector or
-// at exit can abort the process, "RemoveEnvironmentCleanupHook: (env) != nullptr".)
-const bindingLoad =
-  '  ({ AESGCMCipher, ChaChaPolyCipher, GenericCipher,\n' +
-  '     AESGCMDecipher, ChaChaPolyDecipher, GenericDecipher } = binding);\n' +
-  '} catch {}\n';
-const chachaGate =
-  '// sftp-s3-gateway (scripts/patch-dependencies.mjs): the binding\'s ChaCha20-Poly1305 fails from its\n' +
-  '// second packet with OpenSSL 3.5 (Node 24); it is used only with the OpenSSL versions it works with.\n' +
-  'if (!/^(1\\.|3\\.0\\.)/.test(process.versions.openssl)) {\n' +
-  '  ChaChaPolyCipher = undefined;\n' +
-  '  ChaChaPolyDecipher = undefined;\n' +
-  '}\n';
-patch(
-  'ssh2/lib/protocol/crypto.js',
-  'ssh2 ChaCha20-Poly1305 binding and OpenSSL',
-  bindingLoad,
-  bindingLoad + chachaGate,
-  'the binding\'s ChaCha20-Poly1305 only with OpenSSL 1.x and 3.0',
-);

@@ -23,6 +23,7 @@ if [ ! -x "$NODE24" ] || [[ "$("$NODE24" -p 'process.versions.node' 2>/dev/null)
   echo "installing $SPEC from the npm registry into $DIR" >&2
   npm install --prefix "$DIR" --no-save --no-audit --no-fund --no-package-lock "$SPEC" >&2
 fi
+NODE24="$(cd "$(dirname "$NODE24")" && pwd)/node"
 version=$("$NODE24" -p 'process.versions.node')
 case "$version" in
   24.*) ;;
@@ -34,26 +35,37 @@ if [ ! -f dist/src/main.js ]; then
   echo "dist/ is missing: run npm run build first" >&2
   exit 1
 fi
-# ssh2's native binding was compiled for the machine's Node; under another ABI ssh2 falls back to its
-# JavaScript ciphers, which the smoke tests accept (the container builds the binding for Node 24).
-"$NODE24" -e "try { require('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'); console.error('ssh2 native binding: loads under Node 24') } catch { console.error('ssh2 native binding: built for another Node ABI, JavaScript fallback under Node 24') }"
-
-# The container builds ssh2's binding for Node 24, whose OpenSSL (3.5) fails the binding's
-# ChaCha20-Poly1305 (scripts/patch-dependencies.mjs). So does this script, in a copy of the patched ssh2
-# (the project's binding stays built for the machine's Node), and every cipher must round-trip through it.
-COPY=.tmp/ssh2-node24
-BINDING="$COPY/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node"
-if [ ! -f "$BINDING" ] || [ node_modules/ssh2/lib/protocol/crypto.js -nt "$BINDING" ]; then
-  GYP="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
+# The container runs `npm ci` under Node 24, so ssh2's install script builds its native binding for Node
+# 24 (with `--real_openssl_major` from Node 24's OpenSSL, 3, which picks the binding's OpenSSL 3 code
+# paths). The project's own binding is built for the machine's Node, so the tests run from a copy of the
+# built tree (dist, package.json, node_modules hard-linked) whose ssh2 binding is rebuilt the same way:
+# its install script, under Node 24, with npm's node-gyp (headers from the node package, not nodejs.org).
+APP=.tmp/node24-app
+BINDING="$APP/node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node"
+if [ ! -f "$BINDING" ] || [ node_modules/ssh2/lib/protocol/crypto.js -nt "$BINDING" ] \
+    || [ package-lock.json -nt "$BINDING" ]; then
+  GYP_BIN="$(npm root -g)/npm/bin/node-gyp-bin"
   HEADERS=$(cd "$(ls -d "$DIR"/node_modules/node/node_modules/node-linux-* | head -1)" && pwd)
   NODE24_BIN=$(cd "$(dirname "$NODE24")" && pwd)
-  rm -rf "$COPY" && mkdir -p "$COPY" && cp -r node_modules/ssh2 "$COPY/"
-  echo "building ssh2's binding for Node $version in $COPY" >&2
-  (cd "$COPY/ssh2/lib/protocol/crypto" \
-    && PATH="$NODE24_BIN:$PATH" node "$GYP" rebuild --nodedir="$HEADERS" >"../../../../build.log" 2>&1) \
-    || { tail -20 "$COPY/build.log" >&2; echo "could not build ssh2's binding for Node 24" >&2; exit 1; }
+  rm -rf "$APP" && mkdir -p "$APP"
+  cp -al node_modules "$APP/node_modules"
+  rm -rf "$APP/node_modules/ssh2" && cp -a node_modules/ssh2 "$APP/node_modules/ssh2"
+  echo "building ssh2's binding for Node $version in $APP with ssh2's install script" >&2
+  (cd "$APP/node_modules/ssh2" \
+    && PATH="$NODE24_BIN:$GYP_BIN:$PATH" npm_config_nodedir="$HEADERS" CI_CHECK_FAIL=ssh2 \
+      node install.js >"$PWD/../../build.log" 2>&1) \
+    || { tail -20 "$APP/build.log" >&2; echo "could not build ssh2's binding for Node 24" >&2; exit 1; }
 fi
-SSH2_CRYPTO_MODULE="$PWD/$COPY/ssh2/lib/protocol/crypto.js" "$NODE24" --test dist/test/unit/ssh2-ciphers.test.js
+# dist and package.json are copied on every run (the tests find main.js and `npm start`'s flags there).
+rm -rf "$APP/dist" && cp -a dist package.json "$APP/"
+"$NODE24" -e "require('./$APP/node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'); console.error('ssh2 native binding: built for Node 24, loads')"
 
-# The tests start the gateway with their own Node (process.execPath), so both run on Node 24.
+# Every cipher the gateway offers round-trips through ssh2 as the container has it, the binding's where
+# it has one (ChaCha20-Poly1305 and AES-GCM included).
+SSH2_CRYPTO_MODULE="$PWD/$APP/node_modules/ssh2/lib/protocol/crypto.js" REQUIRE_SSH2_BINDING=1 \
+  "$NODE24" --test "$APP/dist/test/unit/ssh2-ciphers.test.js"
+
+# The tests start the gateway with their own Node (process.execPath), so both run on Node 24, with the
+# binding built for it.
+cd "$APP"
 exec "$NODE24" --test --test-concurrency=1 $TESTS

@@ -52,4 +52,20 @@ describe(`smoke: gateway on Node ${process.version}`, () => {
     const health = await fetch(`http://127.0.0.1:${gw.metricsPort}/healthz`);
     assert.equal(health.status, 200);
   });
+
+  // Each cipher goes through ssh2's native binding where it was built (under Node 24 in
+  // smoke-node24.sh, as in the container), else its JavaScript ciphers: a file crosses intact both ways,
+  // over more packets than a key exchange and a listing.
+  for (const cipher of ['chacha20-poly1305@openssh.com', 'aes128-gcm@openssh.com', 'aes256-ctr']) {
+    test(`${cipher}: put and get arrive intact`, async () => {
+      const work = await tempDir('smoke-cipher');
+      const src = path.join(work, 'c.bin');
+      await makeFile(src, 1024 * 1024 + 17);
+      const r = await gw.sftp(`put ${src} ${cipher}.bin\nget ${cipher}.bin ${src}.back\n`, {
+        extraArgs: ['-c', cipher],
+      });
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.equal(await sha256File(`${src}.back`), await sha256File(src));
+    });
+  }
 });
