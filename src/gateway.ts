@@ -9,7 +9,7 @@ import type { Logger } from './observability/logger.js';
 import { type ObservabilityServer, type Readiness, startObservabilityServer } from './observability/http.js';
 import { GatewayMetrics, s3RequestObserver } from './observability/metrics.js';
 import { auditSftpEvent } from './protocol/sftp-audit.js';
-import { SshGateway } from './protocol/ssh-server.js';
+import { SshGateway, sshNativeCrypto } from './protocol/ssh-server.js';
 import { createStore } from './storage/create-store.js';
 import { configureSharedMemoryBudget, MemoryBudget } from './storage/memory-budget.js';
 import { createUserStore } from './users/create-user-store.js';
@@ -168,12 +168,20 @@ export async function startGateway(
     },
   });
   const sshPort = await ssh.listen(config.server.port, config.server.host);
+  const nativeCrypto = sshNativeCrypto();
+  if (!nativeCrypto) {
+    logger.warn(
+      'ssh2\'s native crypto binding is not loaded, so SSH ciphers run in JavaScript at about half the speed ' +
+        'per CPU-second: install build tools (python3, make, g++) and run npm rebuild ssh2',
+    );
+  }
   logger.info(
     {
       port: sshPort,
       host: config.server.host,
       storage: config.storage.type,
       users: config.users.size,
+      sshCrypto: nativeCrypto ? 'native' : 'javascript',
       ...(worker && { pid: process.pid }),
     },
     // With workers, the primary says "SFTP gateway listening" once they all are.

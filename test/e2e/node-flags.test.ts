@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { START_NODE_FLAGS, startGateway, type TestGateway } from '../support/gateway.js';
+import { START_NODE_FLAGS, startGateway, tempDir, type TestGateway } from '../support/gateway.js';
 
 const MEMORY_REDUCER_WARNING = /run the gateway with node --no-memory-reducer/;
 const HEAP_SIZE_WARNING = /run the gateway with node --initial-heap-size=64/;
+const CRYPTO_WARNING = /native crypto binding is not loaded/;
 const major = Number(process.versions.node.split('.')[0]);
 
 describe('node flags', () => {
@@ -33,6 +36,37 @@ describe('node flags', () => {
     } else {
       assert.equal(warned(gw, MEMORY_REDUCER_WARNING), false);
     }
+  });
+
+  it('says at start whether ssh2 runs its native crypto binding, and warns when it does not', async () => {
+    const gw = await startGateway();
+    started.push(gw);
+    const listening = await gw.waitForLog((l) => l['msg'] === 'SFTP gateway listening');
+    // .ci/run and the container check that the binding was built; this machine has it.
+    assert.equal(listening['sshCrypto'], 'native');
+    assert.equal(warned(gw, CRYPTO_WARNING), false);
+
+    // A binding that failed to build (no compiler at install, --ignore-scripts) is simulated by a preload
+    // that makes requiring it throw, as ssh2 sees it then; the gateway still serves, in JavaScript.
+    const dir = await tempDir('no-binding');
+    const preload = path.join(dir, 'no-binding.cjs');
+    await writeFile(
+      preload,
+      "const Module = require('node:module');\n" +
+        'const load = Module._load;\n' +
+        'Module._load = function (request, ...rest) {\n' +
+        "  if (String(request).endsWith('sshcrypto.node')) throw new Error('simulated: binding not built');\n" +
+        '  return load.call(this, request, ...rest);\n' +
+        '};\n',
+    );
+    const slow = await startGateway({ nodeArgs: [...START_NODE_FLAGS, '--require', preload] });
+    started.push(slow);
+    const line = await slow.waitForLog((l) => CRYPTO_WARNING.test(String(l['msg'])));
+    assert.equal(line['level'], 'warn');
+    const slowListening = await slow.waitForLog((l) => l['msg'] === 'SFTP gateway listening');
+    assert.equal(slowListening['sshCrypto'], 'javascript');
+    const r = await slow.sftp('pwd\n', { extraArgs: ['-c', 'chacha20-poly1305@openssh.com'] });
+    assert.equal(r.code, 0, r.stderr);
   });
 
   it('another --initial-heap-size is the operator’s choice: no warning about it', async () => {
