@@ -52,10 +52,10 @@ describe('node flags', () => {
     const preload = path.join(dir, 'no-binding.cjs');
     await writeFile(
       preload,
-      "const Module = require('node:module');\n" +
+      'const Module = require(\'node:module\');\n' +
         'const load = Module._load;\n' +
         'Module._load = function (request, ...rest) {\n' +
-        "  if (String(request).endsWith('sshcrypto.node')) throw new Error('simulated: binding not built');\n" +
+        '  if (String(request).endsWith(\'sshcrypto.node\')) throw new Error(\'simulated: binding not built\');\n' +
         '  return load.call(this, request, ...rest);\n' +
         '};\n',
     );
