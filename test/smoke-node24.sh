@@ -42,8 +42,10 @@ fi
 # its install script, under Node 24, with npm's node-gyp (headers from the node package, not nodejs.org).
 APP=.tmp/node24-app
 BINDING="$APP/node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node"
-if [ ! -f "$BINDING" ] || [ node_modules/ssh2/lib/protocol/crypto.js -nt "$BINDING" ] \
-    || [ package-lock.json -nt "$BINDING" ]; then
+# Rebuilt when any file of the project's ssh2 (patched by scripts/patch-dependencies.mjs) or the lock file
+# is newer than the copy's binding.
+if [ ! -f "$BINDING" ] || [ package-lock.json -nt "$BINDING" ] \
+    || [ -n "$(find node_modules/ssh2 -newer "$BINDING" -print -quit)" ]; then
   GYP_BIN="$(npm root -g)/npm/bin/node-gyp-bin"
   HEADERS=$(cd "$(ls -d "$DIR"/node_modules/node/node_modules/node-linux-* | head -1)" && pwd)
   NODE24_BIN=$(cd "$(dirname "$NODE24")" && pwd)
