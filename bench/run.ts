@@ -32,6 +32,7 @@ import {
 } from './lib/report.js';
 import { formatCounts, S3RequestLog } from './lib/s3log.js';
 import { Sdk } from './lib/sdk.js';
+import { parseRunTargets, summaryTable } from './lib/summary.js';
 import {
   benchKey,
   ROOT,
@@ -113,6 +114,9 @@ const USAGE = `usage: npm run bench -- [options]
   --keep-files       keep the transferred files (by default they are deleted at the end; the listing
                      folders are always kept)
   --keep-s3          leave the S3 server running at the end (another bench run may be using it)
+  --repeat N         run the selected workloads N times in a row (default 1), sharing the S3 server,
+                     sshd and rclone; each round writes its own results file, and a summary file gives
+                     every target's figure per round, the median and in how many rounds it was met
   --profile          node --cpu-prof on every gateway process, summaries under bench/work/profiles/
   --out DIR          results folder (default bench/results)
 `;
@@ -138,6 +142,7 @@ const { values: opt } = parseArgs({
     's3-workers': { type: 'string', default: '2' },
     'rclone-get': { type: 'string', default: '16' },
     'many-servers': { type: 'string', default: 'openssh,gw-s3,sdk' },
+    repeat: { type: 'string', default: '1' },
     profile: { type: 'boolean', default: false },
     'keep-s3': { type: 'boolean', default: false },
     'keep-files': { type: 'boolean', default: false },
@@ -177,7 +182,9 @@ const size = {
 };
 
 const rows: Row[] = [];
+/** Every failure of the run; a round's results file lists the ones from `roundFailuresFrom` on. */
 const failures: string[] = [];
+let roundFailuresFrom = 0;
 const log = (msg: string) =>
   process.stderr.write(
     `[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`,
@@ -185,8 +192,12 @@ const log = (msg: string) =>
 
 const LOCAL = path.join(WORK, 'local');
 const DL = path.join(WORK, 'download');
-const stamp = new Date().toISOString().replace(/[:T]/g, '-').slice(0, 16);
-const profileRoot = path.join(WORK, 'profiles', stamp);
+const runStamp = new Date().toISOString().replace(/[:T]/g, '-').slice(0, 16);
+const repeat = num('repeat');
+if (!Number.isInteger(repeat)) throw new Error('--repeat must be a whole number');
+/** The current round's name for its files: the run's date, with `-r<round>` when there are several. */
+let stamp = runStamp;
+let profileRoot = path.join(WORK, 'profiles', stamp);
 
 async function ensureFile(file: string, bytes: number): Promise<string> {
   const s = await stat(file).catch(() => undefined);
@@ -402,6 +413,7 @@ async function main(): Promise<void> {
   const needS3 =
     servers.has('gw-s3') || servers.has('rclone') || servers.has('sdk');
   const stops: (() => Promise<void>)[] = [];
+  const reports: Array<{ file: string; md: string }> = [];
   try {
     let s3: S3Server | undefined;
     let sdk: Sdk | undefined;
@@ -460,67 +472,99 @@ async function main(): Promise<void> {
     }
 
     const warmFile = await ensureFile(path.join(LOCAL, `warm-${WARM_BYTES}.bin`), WARM_BYTES);
-    for (const w of ALL_WORKLOADS) {
-      if (!want(w)) continue;
-      log(`--- ${w}`);
-      const gws: SftpServer[] = [];
-      for (const kind of ['local', 's3'] as const) {
-        if (!servers.has(`gw-${kind}`) || (kind === 's3' && !s3)) continue;
-        if (w === 'channel' && kind === 's3') continue;
-        if (w === 'ls-big' && kind === 'local') continue;
-        if (w === 'many' && !opt['many-servers'].split(',').includes(`gw-${kind}`)) continue;
-        gws.push(
-          await startBenchGateway(
-            kind,
-            pub,
-            s3,
-            opt.profile ? path.join(profileRoot, `${w}-${kind}`) : undefined,
-            JSON.parse(opt['gateway-config']) as Record<string, unknown>,
-            opt['gateway-node-flags'].split(/\s+/).filter(Boolean),
-          ),
-        );
+    for (let round = 1; round <= repeat; round++) {
+      if (repeat > 1) {
+        stamp = `${runStamp}-r${round}`;
+        profileRoot = path.join(WORK, 'profiles', stamp);
+        log(`=== round ${round} of ${repeat}`);
       }
-      try {
-        if (WARMED.includes(w)) for (const g of gws) await warmUp(g, ciphers[0]!, warmFile);
-        const manyServers = new Set(opt['many-servers'].split(','));
-        const targets = [...anchors, ...gws].filter(
-          (s) =>
-            !(w === 'ls-big' && (s.id === 'openssh' || s.id === 'gw-local')) &&
+      const roundLoad = round === 1 ? loadBefore : loadAverage();
+      const roundStart = performance.now();
+      for (const w of ALL_WORKLOADS) {
+        if (!want(w)) continue;
+        log(`--- ${w}`);
+        const gws: SftpServer[] = [];
+        for (const kind of ['local', 's3'] as const) {
+          if (!servers.has(`gw-${kind}`) || (kind === 's3' && !s3)) continue;
+          if (w === 'channel' && kind === 's3') continue;
+          if (w === 'ls-big' && kind === 'local') continue;
+          if (w === 'many' && !opt['many-servers'].split(',').includes(`gw-${kind}`)) continue;
+          gws.push(
+            await startBenchGateway(
+              kind,
+              pub,
+              s3,
+              opt.profile ? path.join(profileRoot, `${w}-${kind}`) : undefined,
+              JSON.parse(opt['gateway-config']) as Record<string, unknown>,
+              opt['gateway-node-flags'].split(/\s+/).filter(Boolean),
+            ),
+          );
+        }
+        try {
+          if (WARMED.includes(w)) for (const g of gws) await warmUp(g, ciphers[0]!, warmFile);
+          const manyServers = new Set(opt['many-servers'].split(','));
+          const targets = [...anchors, ...gws].filter(
+            (s) =>
+              !(w === 'ls-big' && (s.id === 'openssh' || s.id === 'gw-local')) &&
             !(w === 'many' && !manyServers.has(s.id)),
-        );
-        const cs =
-          ONE_CIPHER.includes(w) && !opt['all-ciphers']
-            ? ciphers.slice(0, 1)
-            : ciphers;
-        for (const cipher of cs)
-          await runWorkload(w, cipher, targets, sdk, {
-            bigFile,
-            capFile,
-            parFile,
-            smallDir,
-            manyFile,
-          });
-        if (sdk && cs.length > 0 && (w !== 'many' || manyServers.has('sdk')))
-          await runSdk(w, sdk, { bigFile, capFile, parFile, smallDir, manyFile });
-      } finally {
-        for (const g of gws) await g.stop();
+          );
+          const cs =
+            ONE_CIPHER.includes(w) && !opt['all-ciphers']
+              ? ciphers.slice(0, 1)
+              : ciphers;
+          for (const cipher of cs)
+            await runWorkload(w, cipher, targets, sdk, {
+              bigFile,
+              capFile,
+              parFile,
+              smallDir,
+              manyFile,
+            });
+          if (sdk && cs.length > 0 && (w !== 'many' || manyServers.has('sdk')))
+            await runSdk(w, sdk, { bigFile, capFile, parFile, smallDir, manyFile });
+        } finally {
+          for (const g of gws) await g.stop();
+        }
       }
-    }
-    if (!opt['keep-files']) {
+      // After every round: the next round writes the same names, and on Swift an overwritten multipart
+      // object leaves its old segments behind.
+      if (!opt['keep-files'] || round < repeat) {
       // Several GiB per run otherwise (the 64-upload run alone is 4 GiB per server).
-      for (const dir of ['openssh-root/w', 'local-data/bench/home/w'])
-        await rm(path.join(WORK, dir), { recursive: true, force: true });
-      if (sdk) for (const p of ['bench/w-gw/', 'bench/w-rclone/', 'bench/w-sdk/']) await sdk.deleteAll(p);
+        for (const dir of ['openssh-root/w', 'local-data/bench/home/w'])
+          await rm(path.join(WORK, dir), { recursive: true, force: true });
+        if (sdk) for (const p of ['bench/w-gw/', 'bench/w-rclone/', 'bench/w-sdk/']) await sdk.deleteAll(p);
+      }
+      const roundLoadAfter = loadAverage();
+      log(`load after: ${roundLoadAfter}; ${((performance.now() - roundStart) / 60_000).toFixed(1)} min`);
+      reports.push(await writeReport(machine, roundLoad, roundLoadAfter, (performance.now() - roundStart) / 60_000));
+      rows.length = 0;
+      roundFailuresFrom = failures.length;
     }
   } finally {
     for (const stop of stops.reverse())
       await stop().catch((e) => log(`stop: ${(e as Error).message}`));
   }
 
-  const loadAfter = loadAverage();
-  const minutes = (performance.now() - t0) / 60_000;
-  log(`load after: ${loadAfter}; ${minutes.toFixed(1)} min`);
-  await writeReport(machine, loadBefore, loadAfter, minutes);
+  if (repeat > 1) await writeSummary(reports, (performance.now() - t0) / 60_000);
+}
+
+/** The rounds' targets side by side (bench/lib/summary.ts), next to the rounds' results files. */
+async function writeSummary(reports: Array<{ file: string; md: string }>, minutes: number): Promise<void> {
+  const runs = reports.map((r) => parseRunTargets(path.basename(r.file, '.md'), r.md));
+  const file = path.join(opt.out, `${runStamp}-${os.hostname().replace(/[^\w.-]/g, '_')}-summary.md`);
+  const md = [
+    `# Benchmark ${runStamp}: ${repeat} rounds, ${minutes.toFixed(1)} min`,
+    '',
+    `Options: \`${process.argv.slice(2).join(' ')}\`. Each round's rows are in its own file:`,
+    ...reports.map((r) => `- ${path.basename(r.file)}`),
+    '',
+    'Every target\'s figure per round, the median and in how many rounds it was met:',
+    '',
+    summaryTable(runs),
+    '',
+  ].join('\n');
+  await writeFile(file, md);
+  process.stdout.write(`${md}\nwritten to ${path.relative(ROOT, file)}\n`);
 }
 
 interface Files {
@@ -908,7 +952,7 @@ async function writeReport(
   loadBefore: string,
   loadAfter: string,
   minutes: number,
-) {
+): Promise<{ file: string; md: string }> {
   const busy = Math.max(
     ...[loadBefore, loadAfter].flatMap((l) => l.split(' / ').map(Number)),
   );
@@ -968,8 +1012,8 @@ async function writeReport(
     '',
     requestTable(rows, formatCounts),
     '',
-    ...(failures.length
-      ? ['## Failures', '', ...failures.map((f) => `- ${f}`), '']
+    ...(failures.length > roundFailuresFrom
+      ? ['## Failures', '', ...failures.slice(roundFailuresFrom).map((f) => `- ${f}`), '']
       : []),
     ...(profiles
       ? ['## CPU profiles of the gateway (self time)', '', profiles]
@@ -988,6 +1032,7 @@ async function writeReport(
   process.stdout.write(
     `${md}\n\nwritten to ${path.relative(ROOT, file)} and latest.md\n`,
   );
+  return { file, md };
 }
 
 main().then(
