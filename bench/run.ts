@@ -436,9 +436,10 @@ async function main(): Promise<void> {
       stops.push(() => sshd.stop());
       anchors.push(sshd);
     }
+    let rclone: SftpServer | undefined;
     if (servers.has('rclone') && s3) {
-      const rclone = await startRclone(s3, pub);
-      stops.push(() => rclone.stop());
+      rclone = await startRclone(s3, pub);
+      stops.push(() => rclone!.stop());
       anchors.push(rclone);
     }
 
@@ -478,6 +479,14 @@ async function main(): Promise<void> {
         profileRoot = path.join(WORK, 'profiles', stamp);
         log(`=== round ${round} of ${repeat}`);
       }
+      if (round > 1 && rclone && s3) {
+        // rclone's directory cache still holds the folders the last round's clean-up deleted from S3
+        // behind its back (a put into one failed "No such file or directory"): a fresh rclone per round.
+        await rclone.stop();
+        const fresh = await startRclone(s3, pub);
+        anchors[anchors.indexOf(rclone)] = fresh;
+        rclone = fresh;
+      }
       const roundLoad = round === 1 ? loadBefore : loadAverage();
       const roundStart = performance.now();
       for (const w of ALL_WORKLOADS) {
@@ -506,7 +515,7 @@ async function main(): Promise<void> {
           const targets = [...anchors, ...gws].filter(
             (s) =>
               !(w === 'ls-big' && (s.id === 'openssh' || s.id === 'gw-local')) &&
-            !(w === 'many' && !manyServers.has(s.id)),
+              !(w === 'many' && !manyServers.has(s.id)),
           );
           const cs =
             ONE_CIPHER.includes(w) && !opt['all-ciphers']
@@ -529,7 +538,7 @@ async function main(): Promise<void> {
       // After every round: the next round writes the same names, and on Swift an overwritten multipart
       // object leaves its old segments behind.
       if (!opt['keep-files'] || round < repeat) {
-      // Several GiB per run otherwise (the 64-upload run alone is 4 GiB per server).
+        // Several GiB per run otherwise (the 64-upload run alone is 4 GiB per server).
         for (const dir of ['openssh-root/w', 'local-data/bench/home/w'])
           await rm(path.join(WORK, dir), { recursive: true, force: true });
         if (sdk) for (const p of ['bench/w-gw/', 'bench/w-rclone/', 'bench/w-sdk/']) await sdk.deleteAll(p);

@@ -64,6 +64,14 @@ describe('bench summary across runs', () => {
     assert.equal(median([4, 1, 3, 2]), 2.5);
   });
 
+  it('takes a run without targets (anchors only) and says so when no run has any', () => {
+    const empty = parseRunTargets('anchors-only', run('v20.20.2', []));
+    assert.equal(empty.figures.size, 0);
+    assert.match(summaryTable([empty]), /^No targets in these runs/);
+    const some = parseRunTargets('some', run('v20.20.2', [['t', '1.00×', '≥ 1×']]));
+    assert.equal(summaryTable([empty, some]).split('\n')[2], '| t | ≥ 1× |  | 1.00× | 1.00× | all |');
+  });
+
   it('names the file and line of what it cannot read', () => {
     assert.throws(() => parseRunTargets('no-targets.md', '# Benchmark\n'), /no-targets.md: no "## Targets/);
     assert.throws(
