@@ -169,6 +169,7 @@ export async function startGateway(
   });
   const sshPort = await ssh.listen(config.server.port, config.server.host);
   const nativeCrypto = sshNativeCrypto();
+  metrics.sshCryptoImplementation(nativeCrypto ? 'native' : 'javascript');
   if (!nativeCrypto) {
     logger.warn(
       'ssh2\'s native crypto binding is not loaded, so ciphers fall back to JavaScript and chacha20-poly1305 ' +

@@ -80,6 +80,7 @@ export class GatewayMetrics {
   readonly #multipart: Counter<'event'>;
   readonly #prefetched: Counter<'outcome'>;
   readonly #sftpRequests: Counter<'type' | 'status'>;
+  readonly #sshCrypto: Gauge<'implementation'>;
   #memorySource: MemoryBudgetSource | undefined;
   #uploadMemorySource: MemoryBudgetSource | undefined;
 
@@ -167,6 +168,15 @@ export class GatewayMetrics {
       name: 'sftp_gateway_sftp_requests_total',
       help: 'SFTP requests by packet type (OPEN, READ, WRITE, ...) and reply status (OK, EOF, NO_SUCH_FILE, ...).',
       labelNames: ['type', 'status'] as const,
+      registers,
+    });
+    this.#sshCrypto = new Gauge({
+      name: 'sftp_gateway_ssh_crypto_info',
+      help: 'Always 1; implementation is native when ssh2 runs its ciphers through its compiled binding, ' +
+        'javascript when it fell back (about twice the CPU per byte for chacha20-poly1305).',
+      labelNames: ['implementation'] as const,
+      // With server.workers the primary sums the workers' series; an info series stays 1.
+      aggregator: 'max',
       registers,
     });
 
@@ -263,6 +273,12 @@ export class GatewayMetrics {
   /** A file fetched ahead of a directory download: an OPEN took it (`used`), or it was dropped. */
   prefetchedFile(outcome: 'used' | 'unused'): void {
     this.#prefetched.inc({ outcome });
+  }
+
+  /** Which ssh2 cipher implementation this process runs (see sshNativeCrypto()). */
+  sshCryptoImplementation(implementation: 'native' | 'javascript'): void {
+    this.#sshCrypto.reset();
+    this.#sshCrypto.set({ implementation }, 1);
   }
 
   /** `type` an SFTP packet name (OPEN, READ, ...), `status` the reply's status name (OK, EOF, ...). */

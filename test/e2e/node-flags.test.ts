@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { START_NODE_FLAGS, startGateway, tempDir, type TestGateway } from '../support/gateway.js';
+import { scrape, sum } from './ops-support.js';
 
 const MEMORY_REDUCER_WARNING = /run the gateway with node --no-memory-reducer/;
 const HEAP_SIZE_WARNING = /run the gateway with node --initial-heap-size=64/;
@@ -45,6 +46,10 @@ describe('node flags', () => {
     // .ci/run and the container check that the binding was built; this machine has it.
     assert.equal(listening['sshCrypto'], 'native');
     assert.equal(warned(gw, CRYPTO_WARNING), false);
+    const crypto = async (g: TestGateway, implementation: string) =>
+      sum(await scrape(g.metricsPort!), 'sftp_gateway_ssh_crypto_info', { implementation });
+    assert.equal(await crypto(gw, 'native'), 1);
+    assert.equal(await crypto(gw, 'javascript'), 0);
 
     // A binding that failed to build (no compiler at install, --ignore-scripts) is simulated by a preload
     // that makes requiring it throw, as ssh2 sees it then; the gateway still serves, in JavaScript.
@@ -65,6 +70,8 @@ describe('node flags', () => {
     assert.equal(line['level'], 'warn');
     const slowListening = await slow.waitForLog((l) => l['msg'] === 'SFTP gateway listening');
     assert.equal(slowListening['sshCrypto'], 'javascript');
+    assert.equal(await crypto(slow, 'javascript'), 1);
+    assert.equal(await crypto(slow, 'native'), 0);
     const r = await slow.sftp('pwd\n', { extraArgs: ['-c', 'chacha20-poly1305@openssh.com'] });
     assert.equal(r.code, 0, r.stderr);
   });

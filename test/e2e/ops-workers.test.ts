@@ -89,6 +89,8 @@ describe('server.workers: 2 (local store)', () => {
     assert.ok(sessions >= 6);
     assert.equal(value(families, 'sftp_gateway_sessions_total'), sessions, 'every session of both workers');
     assert.equal(value(families, 'sftp_gateway_files_in_total'), 6);
+    // An info series is not summed over the workers.
+    assert.equal(value(families, 'sftp_gateway_ssh_crypto_info', { implementation: 'native' }), 1);
     const r = await readyz(gw.metricsPort!);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual((r.body['checks'] as Record<string, unknown>)['workers'], { ok: true });
