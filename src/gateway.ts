@@ -168,9 +168,9 @@ export async function startGateway(
     },
   });
   const sshPort = await ssh.listen(config.server.port, config.server.host);
-  const nativeCrypto = sshNativeCrypto();
-  metrics.sshCryptoImplementation(nativeCrypto ? 'native' : 'javascript');
-  if (!nativeCrypto) {
+  const sshCrypto = sshNativeCrypto() ? 'native' : 'javascript';
+  metrics.sshCryptoImplementation(sshCrypto);
+  if (sshCrypto === 'javascript') {
     logger.warn(
       'ssh2\'s native crypto binding is not loaded, so ciphers fall back to JavaScript and chacha20-poly1305 ' +
         '(OpenSSH\'s default) costs about twice the CPU per byte: install python3, make and g++, then run ' +
@@ -183,7 +183,7 @@ export async function startGateway(
       host: config.server.host,
       storage: config.storage.type,
       users: config.users.size,
-      sshCrypto: nativeCrypto ? 'native' : 'javascript',
+      sshCrypto,
       ...(worker && { pid: process.pid }),
     },
     // With workers, the primary says "SFTP gateway listening" once they all are.
