@@ -244,8 +244,10 @@ export class LocalStore implements ObjectStore {
     return opened.reader;
   }
 
-  /** open + fstat, without a stat by name first: a small download's open is two system calls. */
-  /** `speculative` changes nothing here: the open holds a descriptor, no buffer. */
+  /**
+   * open + fstat, without a stat by name first: a small download's open is two system calls.
+   * `speculative` changes nothing here: the open holds a descriptor, no buffer.
+   */
   async openObject(bucket: string, key: string, _options?: { speculative?: boolean }): Promise<OpenedObject | undefined> {
     if (key === '' || key.endsWith('/')) return undefined;
     return this.openFile(bucket, key);
