@@ -193,6 +193,8 @@ const log = (msg: string) =>
 const LOCAL = path.join(WORK, 'local');
 const DL = path.join(WORK, 'download');
 const runStamp = new Date().toISOString().replace(/[:T]/g, '-').slice(0, 16);
+/** The host's name as results files are named after it. */
+const HOST = os.hostname().replace(/[^\w.-]/g, '_');
 const repeat = num('repeat');
 if (!Number.isInteger(repeat)) throw new Error('--repeat must be a whole number');
 /** The current round's name for its files: the run's date, with `-r<round>` when there are several. */
@@ -544,8 +546,9 @@ async function main(): Promise<void> {
         if (sdk) for (const p of ['bench/w-gw/', 'bench/w-rclone/', 'bench/w-sdk/']) await sdk.deleteAll(p);
       }
       const roundLoadAfter = loadAverage();
-      log(`load after: ${roundLoadAfter}; ${((performance.now() - roundStart) / 60_000).toFixed(1)} min`);
-      reports.push(await writeReport(machine, roundLoad, roundLoadAfter, (performance.now() - roundStart) / 60_000));
+      const roundMinutes = (performance.now() - roundStart) / 60_000;
+      log(`load after: ${roundLoadAfter}; ${roundMinutes.toFixed(1)} min`);
+      reports.push(await writeReport(machine, roundLoad, roundLoadAfter, roundMinutes));
       rows.length = 0;
       roundFailuresFrom = failures.length;
     }
@@ -560,7 +563,7 @@ async function main(): Promise<void> {
 /** The rounds' targets side by side (bench/lib/summary.ts), next to the rounds' results files. */
 async function writeSummary(reports: Array<{ file: string; md: string }>, minutes: number): Promise<void> {
   const runs = reports.map((r) => parseRunTargets(path.basename(r.file, '.md'), r.md));
-  const file = path.join(opt.out, `${runStamp}-${os.hostname().replace(/[^\w.-]/g, '_')}-summary.md`);
+  const file = path.join(opt.out, `${runStamp}-${HOST}-summary.md`);
   const md = [
     `# Benchmark ${runStamp}: ${repeat} rounds, ${minutes.toFixed(1)} min`,
     '',
@@ -1029,8 +1032,7 @@ async function writeReport(
       : []),
   ].join('\n');
   await mkdir(opt.out, { recursive: true });
-  const host = os.hostname().replace(/[^\w.-]/g, '_');
-  const file = path.join(opt.out, `${stamp}-${host}.md`);
+  const file = path.join(opt.out, `${stamp}-${HOST}.md`);
   await writeFile(file, md);
   await writeFile(path.join(opt.out, 'latest.md'), md);
   // The raw rows, to re-render or compare runs later (bench/work/ is not committed).
