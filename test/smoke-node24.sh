@@ -48,7 +48,7 @@ if [ ! -f "$BINDING" ] || [ package-lock.json -nt "$BINDING" ] \
     || [ -n "$(find node_modules/ssh2 -newer "$BINDING" -print -quit)" ]; then
   GYP_BIN="$(npm root -g)/npm/bin/node-gyp-bin"
   HEADERS=$(cd "$(ls -d "$DIR"/node_modules/node/node_modules/node-linux-* | head -1)" && pwd)
-  NODE24_BIN=$(cd "$(dirname "$NODE24")" && pwd)
+  NODE24_BIN=$(dirname "$NODE24")
   rm -rf "$APP" && mkdir -p "$APP"
   cp -al node_modules "$APP/node_modules"
   rm -rf "$APP/node_modules/ssh2" && cp -a node_modules/ssh2 "$APP/node_modules/ssh2"
