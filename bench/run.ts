@@ -111,8 +111,8 @@ const USAGE = `usage: npm run bench -- [options]
   --gateway-config J JSON merged over the gateway's config (e.g. '{"memoryBudgetMiB":64}') for experiments
   --gateway-node-flags F  node flags added after npm start's (e.g. '--max-semi-space-size=4'; the last
                      occurrence of a V8 flag wins) for experiments
-  --keep-files       keep the transferred files (by default they are deleted at the end; the listing
-                     folders are always kept)
+  --keep-files       keep the transferred files (by default they are deleted at the end; the next run
+                     deletes them at its start; the listing folders are always kept)
   --keep-s3          leave the S3 server running at the end (another bench run may be using it)
   --repeat N         run the selected workloads N times in a row (default 1), sharing the S3 server,
                      sshd and rclone; each round writes its own results file, and a summary file gives
@@ -474,6 +474,8 @@ async function main(): Promise<void> {
       }
     }
 
+    // What an interrupted run or --keep-files left: overwriting it would leak its segments on Swift.
+    await clearWritten(sdk);
     const warmFile = await ensureFile(path.join(LOCAL, `warm-${WARM_BYTES}.bin`), WARM_BYTES);
     for (let round = 1; round <= repeat; round++) {
       if (repeat > 1) {
@@ -537,14 +539,8 @@ async function main(): Promise<void> {
           for (const g of gws) await g.stop();
         }
       }
-      // After every round: the next round writes the same names, and on Swift an overwritten multipart
-      // object leaves its old segments behind.
-      if (!opt['keep-files'] || round < repeat) {
-        // Several GiB per run otherwise (the 64-upload run alone is 4 GiB per server).
-        for (const dir of ['openssh-root/w', 'local-data/bench/home/w'])
-          await rm(path.join(WORK, dir), { recursive: true, force: true });
-        if (sdk) for (const p of ['bench/w-gw/', 'bench/w-rclone/', 'bench/w-sdk/']) await sdk.deleteAll(p);
-      }
+      // After every round: the next round writes the same names.
+      if (!opt['keep-files'] || round < repeat) await clearWritten(sdk);
       const roundLoadAfter = loadAverage();
       const roundMinutes = (performance.now() - roundStart) / 60_000;
       log(`load after: ${roundLoadAfter}; ${roundMinutes.toFixed(1)} min`);
@@ -596,6 +592,18 @@ function smallFilesRow(direction: 'put' | 'get', cipher: string, pass = '') {
     files: size.small,
     bytes: size.small * size.smallBytes,
   };
+}
+
+/**
+ * Deletes what the workloads write (several GiB per run: the 64-upload run alone is 4 GiB per server).
+ * On Swift an overwritten multipart object keeps its old segments, which no S3 request can reach or
+ * delete: objects overwritten in the bench bucket (by interrupted runs and by probe scripts) had left
+ * 62 GiB of them on this machine by 2026-12-05.
+ */
+async function clearWritten(sdk: Sdk | undefined): Promise<void> {
+  for (const dir of ['openssh-root/w', 'local-data/bench/home/w'])
+    await rm(path.join(WORK, dir), { recursive: true, force: true });
+  if (sdk) for (const p of ['bench/w-gw/', 'bench/w-rclone/', 'bench/w-sdk/']) await sdk.deleteAll(p);
 }
 
 async function runWorkload(
