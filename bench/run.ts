@@ -72,13 +72,18 @@ const ONE_CIPHER: Workload[] = [
 ];
 const ALL_SERVERS = ['openssh', 'gw-local', 'gw-s3', 'rclone', 'sdk'] as const;
 /**
- * The small-file workloads run twice on every server, each pass its own row: the first pass, on a server
- * that has just started (the gateway is restarted for every workload), and the pass that counts, on a
- * server that has been serving for a while, as a production one has. The gateway's JIT compiler needs
- * thousands of requests to optimize its per-request code: four passes of 1,000 small downloads in one
- * process cost 1.20, 1.09, 0.75 and 0.63 CPU-s. sshd's C code has no such warm-up; both passes show it.
+ * The small-file workloads run `--small-passes` times on every server, each pass its own row; the last
+ * pass counts. The first runs on a server that has just started (the gateway is restarted for every
+ * workload), the last on one that has served a while, as a production server has. The gateway's JIT
+ * compiler needs thousands of requests to optimize its per-request code: 1,000 small downloads in a fresh
+ * process, four times, cost 1.20, 1.09, 0.75 and 0.63 CPU-s (2026-12-04); on 2026-12-05, 4 passes in a
+ * fresh process, 3 processes per runtime, the second pass cost 1.00-1.08 CPU-s on Node 20, 0.93-1.06 on
+ * Node 22 and 0.74-0.79 on Node 24, the third and fourth 0.63-0.84 on all three. sshd's C code has no
+ * such warm-up; its rows show it.
  */
-const FIRST_PASS = ', first pass';
+function passLabel(pass: number, passes: number): string {
+  return pass === passes ? '' : `, pass ${pass} of ${passes}`;
+}
 /**
  * Workloads whose gateway serves one untimed warm-up session first: a put and a get of a 32 MiB file and
  * an `ls -l`, with the first cipher. The gateway is restarted for every workload, and the first
@@ -101,6 +106,7 @@ const USAGE = `usage: npm run bench -- [options]
   --size MiB         the single put/get and the bare channel (default 512)
   --par N            parallel streams (default 4)      --par-size MiB   each (default 128)
   --small N          small files (default 1000)        --small-kib KiB  each (default 4)
+  --small-passes N   passes of the small-file workloads per server, each a row; the last counts (default 3)
   --list N           entries of the listed folder (default 10000)
   --list-big N       entries of the big S3 listing (default 100000)
   --many N           concurrent uploads (default 64)   --many-size MiB  each (default 64)
@@ -135,6 +141,7 @@ const { values: opt } = parseArgs({
     'par-size': { type: 'string', default: '128' },
     small: { type: 'string', default: '1000' },
     'small-kib': { type: 'string', default: '4' },
+    'small-passes': { type: 'string', default: '3' },
     list: { type: 'string', default: '10000' },
     'list-big': { type: 'string', default: '100000' },
     many: { type: 'string', default: '64' },
@@ -174,6 +181,7 @@ const size = {
   parSize: num('par-size') * MiB,
   small: num('small'),
   smallBytes: num('small-kib') * 1024,
+  smallPasses: Math.ceil(num('small-passes')),
   list: num('list'),
   listBig: num('list-big'),
   many: num('many'),
@@ -583,10 +591,10 @@ interface Files {
   manyFile: string;
 }
 
-/** The row of a small-file workload (`pass`: FIRST_PASS, or '' for the pass that counts). */
-function smallFilesRow(direction: 'put' | 'get', cipher: string, pass = '') {
+/** The row of a small-file workload's pass (1-based; see passLabel). */
+function smallFilesRow(direction: 'put' | 'get', cipher: string, pass: number) {
   return {
-    workload: `${direction} ${size.small} small files${pass}`,
+    workload: `${direction} ${size.small} small files${passLabel(pass, size.smallPasses)}`,
     direction,
     cipher,
     files: size.small,
@@ -754,14 +762,14 @@ async function runWorkload(
         break;
       }
       case 'small-put':
-        // See FIRST_PASS: the first pass goes to a folder of its own.
-        ok(await sftp(s, cipher, `-mkdir ${root}/first\n`), 'sftp mkdir');
-        await measure(s, smallFilesRow('put', cipher, FIRST_PASS), async () =>
-          ok(await sftp(s, cipher, `put -r ${f.smallDir} ${root}/first\n`), 'sftp put -r'),
-        );
-        await measure(s, smallFilesRow('put', cipher), async () =>
-          ok(await sftp(s, cipher, `put -r ${f.smallDir} ${root}\n`), 'sftp put -r'),
-        );
+        // See passLabel: every pass but the last goes to a folder of its own (no overwrites).
+        for (let pass = 1; pass <= size.smallPasses; pass++) {
+          const into = pass === size.smallPasses ? root : `${root}/pass-${pass}`;
+          if (into !== root) ok(await sftp(s, cipher, `-mkdir ${into}\n`), 'sftp mkdir');
+          await measure(s, smallFilesRow('put', cipher, pass), async () =>
+            ok(await sftp(s, cipher, `put -r ${f.smallDir} ${into}\n`), 'sftp put -r'),
+          );
+        }
         break;
       case 'small-get': {
         if (!workloads.has('small-put'))
@@ -770,7 +778,7 @@ async function runWorkload(
             'put -r',
           );
         const out = path.join(dl, 'small');
-        for (const pass of [FIRST_PASS, '']) {
+        for (let pass = 1; pass <= size.smallPasses; pass++) {
           await rm(out, { recursive: true, force: true });
           await measure(
             s,
@@ -903,18 +911,18 @@ async function runSdk(w: Workload, sdk: Sdk, f: Files) {
       );
       break;
     case 'small-put':
-      await measure(s, smallFilesRow('put', cipher, FIRST_PASS), async () => {
-        await sdk.putFolder(f.smallDir, 'bench/w-sdk/first/small');
-      });
-      await measure(s, smallFilesRow('put', cipher), async () => {
-        await sdk.putFolder(f.smallDir, 'bench/w-sdk/small');
-      });
+      for (let pass = 1; pass <= size.smallPasses; pass++) {
+        const into = pass === size.smallPasses ? 'bench/w-sdk/small' : `bench/w-sdk/pass-${pass}/small`;
+        await measure(s, smallFilesRow('put', cipher, pass), async () => {
+          await sdk.putFolder(f.smallDir, into);
+        });
+      }
       break;
     case 'small-get': {
       if (!workloads.has('small-put'))
         await sdk.putFolder(f.smallDir, 'bench/w-sdk/small');
       const out = path.join(dl, 'small');
-      for (const pass of [FIRST_PASS, '']) {
+      for (let pass = 1; pass <= size.smallPasses; pass++) {
         await rm(out, { recursive: true, force: true });
         await mkdir(out, { recursive: true });
         await measure(
