@@ -73,13 +73,13 @@ const ONE_CIPHER: Workload[] = [
 const ALL_SERVERS = ['openssh', 'gw-local', 'gw-s3', 'rclone', 'sdk'] as const;
 /**
  * The small-file workloads run several times on every server (`--small-passes` on the local disk,
- * `--small-passes-s3` on S3), each pass its own row; the last pass counts. The first runs on a server that has just started (the gateway is restarted for every
- * workload), the last on one that has served a while, as a production server has. The gateway's JIT
- * compiler needs thousands of requests to optimize its per-request code: 1,000 small downloads in a fresh
- * process, four times, cost 1.20, 1.09, 0.75 and 0.63 CPU-s (2026-12-04); on 2026-12-05, 4 passes in a
- * fresh process, 3 processes per runtime, the second pass cost 1.00-1.08 CPU-s on Node 20, 0.93-1.06 on
- * Node 22 and 0.74-0.79 on Node 24, the third and fourth 0.63-0.84 on all three. sshd's C code has no
- * such warm-up; its rows show it.
+ * `--small-passes-s3` on S3), each pass its own row; the last pass counts. The first runs on a server
+ * that has just started (the gateway is restarted for every workload), the last on one that has served
+ * a while, as a production server has. The gateway's JIT compiler needs thousands of requests to
+ * optimize its per-request code: 1,000 small downloads in a fresh process, 4 passes, 3 processes per
+ * runtime (2026-12-05), cost 1.00-1.08 CPU-s in the second pass on Node 20, 0.93-1.06 on Node 22 and
+ * 0.74-0.79 on Node 24, and 0.63-0.84 in the third and fourth on all three. sshd's C code has no such
+ * warm-up; its rows show it.
  */
 function passLabel(pass: number, passes: number): string {
   return pass === passes ? '' : `, pass ${pass} of ${passes}`;
