@@ -8,6 +8,7 @@ import { audit } from './observability/audit.js';
 import type { Logger } from './observability/logger.js';
 import { type ObservabilityServer, type Readiness, startObservabilityServer } from './observability/http.js';
 import { GatewayMetrics, s3RequestObserver } from './observability/metrics.js';
+import { type SshCrypto, warnIfJavaScriptCrypto } from './observability/ssh-crypto.js';
 import { auditSftpEvent } from './protocol/sftp-audit.js';
 import { SshGateway, sshNativeCrypto } from './protocol/ssh-server.js';
 import { createStore } from './storage/create-store.js';
@@ -18,6 +19,8 @@ import { createUserFileSystem } from './vfs/factory.js';
 
 export interface RunningGateway {
   sshPort: number;
+  /** Whether ssh2's native crypto binding is loaded (see sshNativeCrypto()). */
+  sshCrypto: SshCrypto;
   metricsPort?: number;
   /** Graceful stop: no new connections, transfers get `deadlineMs` to finish, the rest are aborted. */
   shutdown(deadlineMs: number): Promise<void>;
@@ -168,15 +171,10 @@ export async function startGateway(
     },
   });
   const sshPort = await ssh.listen(config.server.port, config.server.host);
-  const sshCrypto = sshNativeCrypto() ? 'native' : 'javascript';
+  const sshCrypto: SshCrypto = sshNativeCrypto() ? 'native' : 'javascript';
   metrics.sshCryptoImplementation(sshCrypto);
-  if (sshCrypto === 'javascript') {
-    logger.warn(
-      'ssh2\'s native crypto binding is not loaded, so ciphers fall back to JavaScript and chacha20-poly1305 ' +
-        '(OpenSSH\'s default) costs about twice the CPU per byte: install python3, make and g++, then run ' +
-        'npm rebuild ssh2',
-    );
-  }
+  // With workers, the primary warns once for all of them (they report it when they listen).
+  if (!worker) warnIfJavaScriptCrypto(logger, sshCrypto);
   logger.info(
     {
       port: sshPort,
@@ -222,6 +220,7 @@ export async function startGateway(
 
   return {
     sshPort,
+    sshCrypto,
     metricsPort: http?.port,
     metrics,
     readiness,

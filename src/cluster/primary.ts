@@ -4,6 +4,7 @@ import { loadOrCreateHostKeys } from '../auth/host-keys.js';
 import type { GatewayConfig } from '../config/load.js';
 import { type ObservabilityServer, type Readiness, startObservabilityServer } from '../observability/http.js';
 import type { Logger } from '../observability/logger.js';
+import { type SshCrypto, warnIfJavaScriptCrypto } from '../observability/ssh-crypto.js';
 import { Channel } from './channel.js';
 import { aggregateWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { mergeReadiness } from './readiness.js';
@@ -19,6 +20,7 @@ interface Slot {
   worker: Worker;
   channel: Channel;
   listening: boolean;
+  sshCrypto?: SshCrypto;
   startedAt: number;
 }
 
@@ -71,14 +73,16 @@ export async function runPrimary(config: GatewayConfig, logger: Logger): Promise
     slots[index] = slot;
     channel
       .handle('listening', (body) => {
+        const { sshPort, sshCrypto } = body as { sshPort: number; sshCrypto: SshCrypto };
         slot.listening = true;
+        slot.sshCrypto = sshCrypto;
         if (!booted && slots.every((s) => s?.listening)) {
           booted = true;
-          log.info(
-            { port: (body as { sshPort: number }).sshPort, host: config.server.host, workers: count },
-            'SFTP gateway listening',
-          );
-        } else if (booted) log.info({ worker: index, pid: worker.process.pid }, 'worker restarted');
+          // One line for all the workers: javascript if any of them runs it.
+          const crypto = slots.some((s) => s?.sshCrypto === 'javascript') ? 'javascript' : 'native';
+          log.info({ port: sshPort, host: config.server.host, workers: count, sshCrypto: crypto }, 'SFTP gateway listening');
+          warnIfJavaScriptCrypto(log, crypto);
+        } else if (booted) log.info({ worker: index, pid: worker.process.pid, sshCrypto }, 'worker restarted');
         return undefined;
       })
       .handle('users-changed', async () => {

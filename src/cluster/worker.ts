@@ -41,7 +41,7 @@ export function connectToPrimary(
         .handle('refresh-users', () => gateway.refreshUsers());
       // Not fatal: a primary that is gone disconnects the channel, and that stops this worker (main.ts).
       await channel
-        .request('listening', { sshPort: gateway.sshPort }, 10_000)
+        .request('listening', { sshPort: gateway.sshPort, sshCrypto: gateway.sshCrypto }, 10_000)
         .catch((e: Error) => logger.warn({ err: e.message }, 'could not tell the primary this worker listens'));
     },
   };

@@ -51,20 +51,9 @@ describe('node flags', () => {
     assert.equal(await crypto(gw, 'native'), 1);
     assert.equal(await crypto(gw, 'javascript'), 0);
 
-    // A binding that failed to build (no compiler at install, --ignore-scripts) is simulated by a preload
-    // that makes requiring it throw, as ssh2 sees it then; the gateway still serves, in JavaScript.
-    const dir = await tempDir('no-binding');
-    const preload = path.join(dir, 'no-binding.cjs');
-    await writeFile(
-      preload,
-      'const Module = require(\'node:module\');\n' +
-        'const load = Module._load;\n' +
-        'Module._load = function (request, ...rest) {\n' +
-        '  if (String(request).endsWith(\'sshcrypto.node\')) throw new Error(\'simulated: binding not built\');\n' +
-        '  return load.call(this, request, ...rest);\n' +
-        '};\n',
-    );
-    const slow = await startGateway({ nodeArgs: [...START_NODE_FLAGS, '--require', preload] });
+    // A binding that failed to build (no compiler at install, --ignore-scripts): the gateway still serves,
+    // in JavaScript.
+    const slow = await startGateway({ nodeArgs: [...START_NODE_FLAGS, '--require', await noBindingPreload()] });
     started.push(slow);
     const line = await slow.waitForLog((l) => CRYPTO_WARNING.test(String(l['msg'])));
     assert.equal(line['level'], 'warn');
@@ -76,6 +65,27 @@ describe('node flags', () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
+  it('with server.workers, the primary says it once for all the workers', async () => {
+    // The preload is in the primary's execArgv, which node:cluster passes on to the workers.
+    const gw = await startGateway({
+      config: { server: { port: 0, workers: 2 } },
+      nodeArgs: [...START_NODE_FLAGS, '--require', await noBindingPreload()],
+    });
+    started.push(gw);
+    const listening = await gw.waitForLog((l) => l['msg'] === 'SFTP gateway listening');
+    assert.equal(listening['sshCrypto'], 'javascript');
+    assert.equal(listening['workers'], 2);
+    const workers = gw.logLines().filter((l) => l['msg'] === 'worker listening');
+    assert.deepEqual(
+      workers.map((l) => l['sshCrypto']),
+      ['javascript', 'javascript'],
+    );
+    const warnings = gw.logLines().filter((l) => CRYPTO_WARNING.test(String(l['msg'])));
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.equal(warnings[0]!['component'], 'supervisor');
+    assert.equal(await sum(await scrape(gw.metricsPort!), 'sftp_gateway_ssh_crypto_info', { implementation: 'javascript' }), 1);
+  });
+
   it('another --initial-heap-size is the operator’s choice: no warning about it', async () => {
     const gw = await startGateway({ nodeArgs: ['--initial-heap-size=128', '--no-memory-reducer'] });
     started.push(gw);
@@ -83,3 +93,22 @@ describe('node flags', () => {
     assert.equal(warned(gw, MEMORY_REDUCER_WARNING), false);
   });
 });
+
+/**
+ * A preload that makes requiring ssh2's binding throw, as ssh2 sees a binding that was never built (no
+ * compiler at install, --ignore-scripts).
+ */
+async function noBindingPreload(): Promise<string> {
+  const dir = await tempDir('no-binding');
+  const preload = path.join(dir, 'no-binding.cjs');
+  await writeFile(
+    preload,
+    'const Module = require(\'node:module\');\n' +
+      'const load = Module._load;\n' +
+      'Module._load = function (request, ...rest) {\n' +
+      '  if (String(request).endsWith(\'sshcrypto.node\')) throw new Error(\'simulated: binding not built\');\n' +
+      '  return load.call(this, request, ...rest);\n' +
+      '};\n',
+  );
+  return preload;
+}
