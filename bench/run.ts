@@ -490,6 +490,7 @@ async function main(): Promise<void> {
     // What an interrupted run or --keep-files left: overwriting it would leak its segments on Swift.
     await clearWritten(sdk);
     const warmFile = await ensureFile(path.join(LOCAL, `warm-${WARM_BYTES}.bin`), WARM_BYTES);
+    const manyServers = new Set(opt['many-servers'].split(','));
     for (let round = 1; round <= repeat; round++) {
       if (repeat > 1) {
         stamp = `${runStamp}-r${round}`;
@@ -514,7 +515,7 @@ async function main(): Promise<void> {
           if (!servers.has(`gw-${kind}`) || (kind === 's3' && !s3)) continue;
           if (w === 'channel' && kind === 's3') continue;
           if (w === 'ls-big' && kind === 'local') continue;
-          if (w === 'many' && !opt['many-servers'].split(',').includes(`gw-${kind}`)) continue;
+          if (w === 'many' && !manyServers.has(`gw-${kind}`)) continue;
           gws.push(
             await startBenchGateway(
               kind,
@@ -528,7 +529,6 @@ async function main(): Promise<void> {
         }
         try {
           if (WARMED.includes(w)) for (const g of gws) await warmUp(g, ciphers[0]!, warmFile);
-          const manyServers = new Set(opt['many-servers'].split(','));
           const targets = [...anchors, ...gws].filter(
             (s) =>
               !(w === 'ls-big' && (s.id === 'openssh' || s.id === 'gw-local')) &&
