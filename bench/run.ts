@@ -921,7 +921,7 @@ async function runSdk(w: Workload, sdk: Sdk, f: Files) {
       );
       break;
     case 'small-put':
-      for (let pass = 1, passes = size.smallPassesS3; pass <= passes; pass++) {
+      for (let pass = 1, passes = smallPassesOf('sdk'); pass <= passes; pass++) {
         const into = pass === passes ? 'bench/w-sdk/small' : `bench/w-sdk/pass-${pass}/small`;
         await measure(s, smallFilesRow('put', cipher, pass, passes), async () => {
           await sdk.putFolder(f.smallDir, into);
@@ -932,7 +932,7 @@ async function runSdk(w: Workload, sdk: Sdk, f: Files) {
       if (!workloads.has('small-put'))
         await sdk.putFolder(f.smallDir, 'bench/w-sdk/small');
       const out = path.join(dl, 'small');
-      for (let pass = 1, passes = size.smallPassesS3; pass <= passes; pass++) {
+      for (let pass = 1, passes = smallPassesOf('sdk'); pass <= passes; pass++) {
         await rm(out, { recursive: true, force: true });
         await mkdir(out, { recursive: true });
         await measure(
