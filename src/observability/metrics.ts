@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { SshCrypto } from './ssh-crypto.js';
 
 /**
  * The gateway's Prometheus metrics, on a registry of its own (never prom-client's global one), so that
@@ -276,7 +277,7 @@ export class GatewayMetrics {
   }
 
   /** Which ssh2 cipher implementation this process runs (see sshNativeCrypto()). */
-  sshCryptoImplementation(implementation: 'native' | 'javascript'): void {
+  sshCryptoImplementation(implementation: SshCrypto): void {
     this.#sshCrypto.reset();
     this.#sshCrypto.set({ implementation }, 1);
   }
