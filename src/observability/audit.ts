@@ -132,9 +132,20 @@ export function auditLevel(type: ActivityType): 'info' | 'warn' | 'error' {
 export function sanitizeAuditFields(
   fields: AuditFields | Record<string, unknown>,
 ): Record<string, string | number> {
-  const out: Record<string, string | number> = {};
-  for (const [key, value] of Object.entries(fields)) {
-    if (!FIELD_NAMES.has(key)) continue;
+  return sanitizeInto({}, fields);
+}
+
+/*
+ * Records are built by assignment into one object, with no `{ ...a, ...b }`: Node 20's V8 copies a
+ * spread through the runtime at 1-5 µs each, and a small download writes two lines.
+ */
+function sanitizeInto(
+  out: Record<string, string | number>,
+  fields: AuditFields | Record<string, unknown>,
+): Record<string, string | number> {
+  for (const key in fields) {
+    if (!Object.hasOwn(fields, key) || !FIELD_NAMES.has(key)) continue;
+    const value = (fields as Record<string, unknown>)[key];
     if (typeof value === 'string') {
       out[key] = value.length > MAX_FIELD_LENGTH ? `${value.slice(0, MAX_FIELD_LENGTH)}…` : value;
     } else if (typeof value === 'number' && Number.isFinite(value)) {
@@ -146,12 +157,17 @@ export function sanitizeAuditFields(
   return out;
 }
 
-/** The object `audit()` logs: `activity-type` first, then the sanitized fields. */
+/**
+ * The object `audit()` logs: `activity-type` first, then the sanitized fields of each layer, a later
+ * layer's value winning. A field left undefined does not erase the value under it.
+ */
 export function buildAuditRecord(
   type: ActivityType,
-  fields: AuditFields = {},
+  ...layers: Array<AuditFields | undefined>
 ): Record<string, string | number> {
-  return { 'activity-type': type, ...sanitizeAuditFields(fields) };
+  const record: Record<string, string | number> = { 'activity-type': type };
+  for (const fields of layers) if (fields) sanitizeInto(record, fields);
+  return record;
 }
 
 /**
@@ -159,7 +175,10 @@ export function buildAuditRecord(
  * session-id, user and source-ip; fields given here are added to (or override) those.
  */
 export function audit(logger: Logger, type: ActivityType, fields: AuditFields = {}): void {
-  const record = buildAuditRecord(type, fields);
+  write(logger, type, buildAuditRecord(type, fields));
+}
+
+function write(logger: Logger, type: ActivityType, record: Record<string, string | number>): void {
   const msg = typeof record['message'] === 'string' ? `${type}: ${record['message']}` : type;
   logger[LEVELS[type]](record, msg);
 }
@@ -178,7 +197,7 @@ export function sessionAuditor(
 ): SessionAuditor {
   const ctx: AuditFields = { ...context };
   const fn = ((type: ActivityType, fields: AuditFields = {}) =>
-    audit(logger, type, { ...ctx, ...fields })) as SessionAuditor;
+    write(logger, type, buildAuditRecord(type, ctx, fields))) as SessionAuditor;
   fn.setUser = (user: string) => {
     ctx.user = user;
   };

@@ -161,6 +161,22 @@ describe('audit log lines', () => {
     assert.equal(a.context.user, 'dave');
   });
 
+  it('the fields of a line override the session context; fields left undefined do not erase it', () => {
+    const { logger, lines } = capture();
+    const a = sessionAuditor(logger, { 'session-id': 'abcd', 'source-ip': '198.51.100.4', user: 'erin' });
+    a('OPEN', { path: '/b/erin/x', user: undefined, 'source-ip': '203.0.113.9', mode: undefined });
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0]!['user'], 'erin');
+    assert.equal(lines[0]!['source-ip'], '203.0.113.9');
+    assert.equal('mode' in lines[0]!, false);
+    assert.equal(Object.keys(buildAuditRecord('OPEN', { path: '/p' }, { mode: 'READ' }))[0], 'activity-type');
+    assert.deepEqual(buildAuditRecord('CLOSE', { path: '/p', mode: 'a' }, { mode: 'b', nested: {} } as never), {
+      'activity-type': 'CLOSE',
+      path: '/p',
+      mode: 'b',
+    });
+  });
+
   it('sshKeyFingerprint matches ssh-keygen (SHA256, base64 without padding)', () => {
     // ssh-keygen -lf of an ed25519 key whose blob is known: compute independently.
     const blob = Buffer.from(

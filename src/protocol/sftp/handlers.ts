@@ -122,7 +122,8 @@ const open: Handler = (ctx, req, r) => {
     let mode: 'read' | 'write' = flags.write || flags.append ? 'write' : 'read';
     const entry = await audited(
       ctx,
-      (outcome) => ({ type: 'OPEN', path: abs, mode, flags, ...outcome }),
+      // No `...outcome`: object spread is slow on Node 20 (see newEntry), and every file opens once.
+      (outcome) => ({ type: 'OPEN', path: abs, mode, flags, ok: outcome.ok, error: outcome.error }),
       async () => {
         const handle = await ctx.fs.open(path, flags);
         mode = handle.kind;
@@ -185,7 +186,8 @@ function closeEvent(
     bytesOut: entry.bytesOut,
     durationMs: Math.round(performance.now() - entry.openedAt),
     aborted,
-    ...outcome,
+    ok: outcome.ok,
+    error: outcome.error,
   };
 }
 

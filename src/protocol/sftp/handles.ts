@@ -46,11 +46,26 @@ export function newEntry(
     | { kind: 'write'; handle: WriteHandle }
     | { kind: 'dir'; handle: DirHandle },
 ): HandleEntry {
-  const base = { path: opened.handle.path, openedAt: performance.now(), bytesIn: 0, bytesOut: 0, pending: 0 };
-  if (opened.kind === 'dir')
-    return { ...base, kind: 'dir', handle: opened.handle, idleWaiters: [], queue: Promise.resolve() };
-  if (opened.kind === 'write') return { ...base, kind: 'write', handle: opened.handle, idleWaiters: [] };
-  return { ...base, kind: 'read', handle: opened.handle, idleWaiters: [], replyOrder: Promise.resolve() };
+  // Whole literals, no `{ ...base }`: Node 20's V8 runs object spread through the runtime, at 1-5 µs a
+  // copy, and every small file opens one handle.
+  const path = opened.handle.path;
+  const openedAt = performance.now();
+  if (opened.kind === 'dir') {
+    return {
+      kind: 'dir', handle: opened.handle, path, openedAt, bytesIn: 0, bytesOut: 0, pending: 0,
+      idleWaiters: [], queue: Promise.resolve(),
+    };
+  }
+  if (opened.kind === 'write') {
+    return {
+      kind: 'write', handle: opened.handle, path, openedAt, bytesIn: 0, bytesOut: 0, pending: 0,
+      idleWaiters: [],
+    };
+  }
+  return {
+    kind: 'read', handle: opened.handle, path, openedAt, bytesIn: 0, bytesOut: 0, pending: 0,
+    idleWaiters: [], replyOrder: Promise.resolve(),
+  };
 }
 
 export function invalidHandle(): GatewayError {
