@@ -21,6 +21,13 @@ export interface ObjectInfo {
   etag: string;
 }
 
+/** What a key names: an object, a folder (keys below `key/`), both (S3 allows it), or nothing. */
+export interface KeyProbe {
+  object?: ObjectInfo;
+  /** Present when keys lie below `key/`; `marker` is the folder's own zero-byte object when it has one. */
+  folder?: { marker?: ObjectInfo };
+}
+
 export interface ListOptions {
   /** Key prefix, e.g. `home/alice/` ("" for the whole bucket). */
   prefix: string;
@@ -104,6 +111,11 @@ export interface ObjectStore {
   readonly kind: 'local' | 's3';
   bucketExists(bucket: string): Promise<boolean>;
   head(bucket: string, key: string): Promise<ObjectInfo | undefined>;
+  /**
+   * Optional: `head(key)` and "is anything below `key/`?" in one request, for a store where one answers
+   * both (a file system's stat). Without it the vfs asks head and a one-key list in parallel.
+   */
+  probe?(bucket: string, key: string): Promise<KeyProbe>;
   list(bucket: string, options: ListOptions): Promise<ListPage>;
   /** Opens a reader pinned to `info` (from head); the store picks read-ahead or exact ranges. */
   openReader(bucket: string, key: string, info: ObjectInfo): Promise<ObjectReader>;

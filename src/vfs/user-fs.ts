@@ -9,7 +9,7 @@ import {
   permissionDenied,
   unsupported,
 } from '../errors.js';
-import type { ListPage, ObjectInfo, ObjectStore, OpenedObject } from '../storage/object-store.js';
+import type { KeyProbe, ListPage, ObjectInfo, ObjectStore, OpenedObject } from '../storage/object-store.js';
 import type { AccessControl, FsAction } from './access.js';
 import type { Namespace, Resolution } from './namespace.js';
 import { baseName, dirPrefix, joinPath, normalizePath, parentOf, type StoreLocation } from './paths.js';
@@ -212,9 +212,12 @@ export class ObjectFileSystem implements UserFileSystem {
     // knows the directory's subdirectories, so that a small upload costs the store a single request.
     const noDirectory = located.fileOnly || this.knownNotADirectory(located);
     const replaces = flags.create && flags.truncate && !flags.exclusive;
-    const [existing, directoryBelow, parent] = await Promise.all([
-      replaces && noDirectory ? Promise.resolve(undefined) : this.store.head(bucket, key),
-      noDirectory ? Promise.resolve(false) : this.hasKeysBelow(located.location),
+    let probed: Promise<KeyProbe>;
+    if (!noDirectory) probed = this.probe(located.location);
+    else if (replaces) probed = Promise.resolve({});
+    else probed = this.store.head(bucket, key).then((object) => ({ object }));
+    const [{ object: existing, folder: directoryBelow }, parent] = await Promise.all([
+      probed,
       located.fileOnly ? Promise.resolve<FileStat | undefined>(dirStat(EPOCH)) : this.parentStat(located),
     ]);
     if (!existing) {
@@ -480,22 +483,26 @@ export class ObjectFileSystem implements UserFileSystem {
       if (!info) throw notFound(located.path);
       return fileStat(info);
     }
-    // One round trip for the common case: the object itself and the first key below it, in parallel.
-    const [info, below] = await Promise.all([this.store.head(bucket, key), this.firstBelow(located.location)]);
-    if (info) return fileStat(info);
-    const first = below.objects[0];
-    if (first) {
+    const found = await this.probe(located.location);
+    if (found.object) return fileStat(found.object);
+    if (found.folder) {
       this.markDirectory(located.location);
-      return dirStat(first.key === `${key}/` ? first.lastModified : EPOCH);
+      return dirStat(found.folder.marker?.lastModified ?? EPOCH);
     }
-    if (below.prefixes.length > 0) return dirStat(EPOCH);
     throw notFound(located.path);
   }
 
-  /** True when any key lies below `key/` (its marker included): a directory of that name exists. */
-  private async hasKeysBelow(location: StoreLocation): Promise<boolean> {
-    const page = await this.firstBelow(location);
-    return page.objects.length > 0 || page.prefixes.length > 0;
+  /**
+   * The object at the key and whether a folder of that name exists: one store request where the store
+   * answers both at once, otherwise head and the first key below, in parallel (one round trip).
+   */
+  private async probe(location: StoreLocation): Promise<KeyProbe> {
+    const { bucket, key } = location;
+    if (this.store.probe) return this.store.probe(bucket, key);
+    const [object, below] = await Promise.all([this.store.head(bucket, key), this.firstBelow(location)]);
+    const first = below.objects[0];
+    const folder = first || below.prefixes.length > 0 ? { marker: first?.key === `${key}/` ? first : undefined } : undefined;
+    return { object, folder };
   }
 
   /** The first key below `key/` (its marker sorts first); a missing bucket lists as empty. */

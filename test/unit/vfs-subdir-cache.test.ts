@@ -43,7 +43,7 @@ describe('SubdirCache', () => {
   });
 });
 
-/** Counts the store calls that ask about existing keys. */
+/** Counts the store calls that ask about existing keys (head, list, and the local store's probe). */
 function counting(store: ObjectStore): { store: ObjectStore; calls: string[] } {
   const calls: string[] = [];
   const proxy = new Proxy(store, {
@@ -51,7 +51,7 @@ function counting(store: ObjectStore): { store: ObjectStore; calls: string[] } {
       const v = Reflect.get(target, prop, receiver);
       if (typeof v !== 'function') return v;
       return (...args: unknown[]) => {
-        if (prop === 'head' || prop === 'list') calls.push(`${String(prop)} ${String(args[1] && typeof args[1] === 'object' ? (args[1] as { prefix: string }).prefix : args[1])}`);
+        if (prop === 'head' || prop === 'list' || prop === 'probe') calls.push(`${String(prop)} ${String(args[1] && typeof args[1] === 'object' ? (args[1] as { prefix: string }).prefix : args[1])}`);
         return v.apply(target, args);
       };
     },
@@ -95,7 +95,7 @@ describe('ObjectFileSystem: a new file in a directory whose subdirectories the s
     await f.fs.mkdir('/b/home/u/new');
     f.calls.length = 0;
     for (let i = 0; i < 3; i++) await upload(f.fs, `/b/home/u/new/f${i}`, `body ${i}`);
-    assert.deepEqual(f.calls, [], 'no HEAD or LIST per file');
+    assert.deepEqual(f.calls, [], 'no HEAD, LIST or probe per file');
     const st = await f.fs.stat('/b/home/u/new/f2');
     assert.equal(st.size, 'body 2'.length);
   });
@@ -120,7 +120,8 @@ describe('ObjectFileSystem: a new file in a directory whose subdirectories the s
     mkdirSync(path.join(f.root, 'b', 'home', 'u', 'elsewhere', 'd'), { recursive: true });
     f.calls.length = 0;
     await assert.rejects(upload(f.fs, '/b/home/u/elsewhere/d', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
-    assert.ok(f.calls.some((c) => c.startsWith('list')), f.calls.join(', '));
+    // One stat answers "file or folder?" for the target, one the parent's stat.
+    assert.deepEqual(f.calls, ['probe home/u/elsewhere/d', 'probe home/u/elsewhere']);
   });
 });
 
@@ -144,7 +145,49 @@ describe('ObjectFileSystem: OPENDIR of a directory the session has just seen', (
   it('stats a directory it has not seen, and refuses to open a file as one', async () => {
     f.calls.length = 0;
     await assert.rejects(f.fs.openDir('/b/home/u/file'), (e) => isGatewayError(e, 'NotADirectory'));
-    assert.ok(f.calls.includes('head home/u/file'), f.calls.join(', '));
+    assert.ok(f.calls.includes('probe home/u/file'), f.calls.join(', '));
     await assert.rejects(f.fs.openDir('/b/home/u/missing'), (e) => isGatewayError(e, 'NotFound'));
+  });
+});
+
+describe('ObjectFileSystem: a store without probe (S3) is asked head and a one-key list instead', () => {
+  let root = '';
+  let local: LocalStore;
+  let calls: string[] = [];
+  let withProbe: ObjectFileSystem;
+  let without: ObjectFileSystem;
+  before(async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'sftp-gw-vfs-'));
+    const home = path.join(root, 'b', 'home', 'u');
+    mkdirSync(path.join(home, 'd', 'sub'), { recursive: true });
+    writeFileSync(path.join(home, 'file'), 'abc');
+    local = new LocalStore({ root });
+    await local.init();
+    const c = counting(local);
+    calls = c.calls;
+    const hidden = new Proxy(c.store, {
+      get: (target, prop, receiver) => (prop === 'probe' ? undefined : Reflect.get(target, prop, receiver)),
+    });
+    withProbe = userFsOn(local, root);
+    without = userFsOn(hidden, root);
+  });
+  after(async () => {
+    await local.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('gives the same answers: file, folder with its date, nothing, and a file refused over a folder', async () => {
+    for (const p of ['/b/home/u/file', '/b/home/u/d', '/b/home/u/d/sub']) {
+      const a = await withProbe.stat(p);
+      calls.length = 0;
+      const b = await without.stat(p);
+      assert.deepEqual(b, a, p);
+      assert.ok(!calls.some((c) => c.startsWith('probe')), calls.join(', '));
+      assert.ok(calls.some((c) => c.startsWith('list')), calls.join(', '));
+    }
+    for (const fs of [withProbe, without]) {
+      await assert.rejects(fs.stat('/b/home/u/missing'), (e) => isGatewayError(e, 'NotFound'));
+      await assert.rejects(upload(fs, '/b/home/u/d', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
+    }
   });
 });
