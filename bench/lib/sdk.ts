@@ -14,7 +14,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { s3HttpAgents } from '../../src/storage/s3/http-agents.js';
 import type { S3Server } from './servers.js';
 
-/** The direct-SDK anchor: the same SDK, part size and concurrency as the gateway's S3 store defaults. */
+/** The direct-SDK anchor: the same SDK, settings, part size and concurrency as the gateway's S3 store defaults. */
 export class Sdk {
   readonly client: S3Client;
   constructor(
@@ -33,6 +33,8 @@ export class Sdk {
       // The gateway's agents: a store that resets a connection in the middle of a part (Swift at a full
       // disk) once crashed a bench run here with an unhandled EPIPE (see src/storage/s3/http-agents.ts).
       requestHandler: s3HttpAgents({ keepAlive: true, maxSockets: 256 }),
+      // The gateway's setting too (src/storage/s3/s3-store.ts): each command class's middleware resolved once.
+      cacheMiddleware: true,
     });
   }
 

@@ -25,15 +25,11 @@ import { makeS3Store, type S3Fixture } from './s3-fixture.js';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Records the SDK commands a store sends, to prove e.g. that an append used UploadPartCopy. */
-function recordCommands(store: S3Store): string[] {
+function recordCommands(f: S3Fixture): string[] {
   const names: string[] = [];
-  store.client.middlewareStack.add(
-    (next, context) => (args) => {
-      names.push(String((context as { commandName?: string }).commandName));
-      return next(args);
-    },
-    { step: 'initialize', name: `record-${randomBytes(4).toString('hex')}` },
-  );
+  f.hooks.initialize.add((name) => {
+    names.push(name);
+  });
   return names;
 }
 
@@ -121,7 +117,7 @@ export function s3SpecificTests(name: string, compat: boolean, skip: string | un
     });
 
     it('a file that fits one part is a single PutObject', async () => {
-      const names = recordCommands(f.store);
+      const names = recordCommands(f);
       const w = f.store.createWriter(f.bucket, `${prefix}one-part`);
       await writeAll(w, randomBytes(5 * MiB));
       await w.complete();
@@ -138,22 +134,18 @@ export function s3SpecificTests(name: string, compat: boolean, skip: string | un
       await first.write(bodies[0]!);
       // An abort racing the PutObject (a session dropped during CLOSE) must not hand the buffer out while
       // the request may still read it.
-      const name = `abort-during-put-${randomBytes(4).toString('hex')}`;
       let pooledDuringPut: number | undefined;
-      f.store.client.middlewareStack.add(
-        (next, context) => async (args) => {
-          if ((context as { commandName?: string }).commandName === 'PutObjectCommand' && pooledDuringPut === undefined) {
-            await first.abort('client went away');
-            pooledDuringPut = pool.pooledBytes;
-          }
-          return next(args);
-        },
-        { step: 'finalizeRequest', name },
-      );
+      const abortDuringPut = async (commandName: string) => {
+        if (commandName === 'PutObjectCommand' && pooledDuringPut === undefined) {
+          await first.abort('client went away');
+          pooledDuringPut = pool.pooledBytes;
+        }
+      };
+      f.hooks.finalizeRequest.add(abortDuringPut);
       try {
         await first.complete();
       } finally {
-        f.store.client.middlewareStack.remove(name);
+        f.hooks.finalizeRequest.delete(abortDuringPut);
       }
       assert.equal(pooledDuringPut, 0, 'the part stays with its request');
       assert.equal(pool.pooledBytes, 5 * MiB, 'the part is back in the pool once the PutObject settled');
@@ -244,7 +236,7 @@ export function s3SpecificTests(name: string, compat: boolean, skip: string | un
       const tail = randomBytes(8 * MiB);
       await f.store.put(f.bucket, key, prefixData);
       const h = (await f.store.head(f.bucket, key))!;
-      const names = recordCommands(f.store);
+      const names = recordCommands(f);
       const w = f.store.createWriter(f.bucket, key, { base: { info: h, length: prefixData.length } });
       await writeAll(w, tail);
       const info = await w.complete();
@@ -270,7 +262,7 @@ export function s3SpecificTests(name: string, compat: boolean, skip: string | un
     it('copies above copyPartThreshold with multipart UploadPartCopy', async () => {
       const data = randomBytes(12 * MiB + 7);
       await f.store.put(f.bucket, `${prefix}big-src`, data, { metadata: { who: 'copy-test' } });
-      const names = recordCommands(f.store);
+      const names = recordCommands(f);
       const info = await f.store.copy(
         { bucket: f.bucket, key: `${prefix}big-src` },
         { bucket: f.bucket, key: `${prefix}big-dst` },
@@ -315,7 +307,7 @@ export function s3SpecificTests(name: string, compat: boolean, skip: string | un
       const key = `${prefix}small.txt`;
       const data = randomBytes(4096);
       const put = await f.store.put(f.bucket, key, data);
-      const names = recordCommands(f.store);
+      const names = recordCommands(f);
       const o = (await f.store.openObject(f.bucket, key))!;
       assert.equal(o.info.size, 4096);
       assert.equal(o.info.etag, put.etag);
@@ -334,7 +326,7 @@ export function s3SpecificTests(name: string, compat: boolean, skip: string | un
       const key = `${prefix}speculative.txt`;
       const data = randomBytes(1000);
       await f.store.put(f.bucket, key, data);
-      const names = recordCommands(f.store);
+      const names = recordCommands(f);
       // Leave less than one read-ahead chunk free: a client's open would wait, a speculative one must not.
       const hold = await f.budget.acquire(f.budget.limit - f.budget.inUse - 1024);
       try {

@@ -76,6 +76,11 @@ export class S3Store implements ObjectStore {
       credentials: c.credentials ?? fromNodeProviderChain(),
       maxAttempts: c.maxAttempts,
       sha256: AsyncSha256,
+      // Resolve each command class's middleware stack once, not per request: that resolution copies every
+      // entry, and without it the SDK spent 30-40 % more CPU per request on Node 20, 15-20 % more on Node
+      // 24 (measured without a network). Middleware is added to the client here, before its first request;
+      // a command that carries middleware of its own is sent with ownMiddleware(), which skips the cache.
+      cacheMiddleware: true,
       // Stores without flexible checksums reject or mangle what current SDKs send by default.
       requestChecksumCalculation: c.checksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
       responseChecksumValidation: c.compatibility === 'aws' ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED',
@@ -149,7 +154,7 @@ export class S3Store implements ObjectStore {
       });
       let parsed: ListPage | undefined;
       parseListingOurselves(command, (page) => (parsed = page));
-      const r = await this.client.send(command);
+      const r = await this.client.send(command, ownMiddleware());
       if (parsed) return parsed;
       const page: ListPage = {
         objects: (r.Contents ?? []).map((o) => ({
@@ -350,7 +355,7 @@ export class S3Store implements ObjectStore {
       if (this.config.deleteMode === 'batch-md5') addContentMd5(command);
       let errors: { Key?: string; Code?: string; Message?: string }[];
       try {
-        errors = (await this.client.send(command)).Errors ?? [];
+        errors = (await this.client.send(command, ownMiddleware())).Errors ?? [];
       } catch (err) {
         throw mapS3Error('DeleteObjects', err, bucket);
       }
@@ -408,6 +413,13 @@ export class S3Store implements ObjectStore {
     this.client.destroy();
   }
 }
+
+/**
+ * Options for a command with middleware of its own. The client caches one resolved handler per command
+ * class (`cacheMiddleware`) and would reuse this command's middleware, closures and all, for the next
+ * command of its class; any options object, even an empty one, makes `send` resolve the command's own.
+ */
+const ownMiddleware = (): Record<string, never> => ({});
 
 /** Plain Swift and older Ceph refuse DeleteObjects without Content-MD5, which current SDKs no longer send. */
 function addContentMd5(command: DeleteObjectsCommand): void {
