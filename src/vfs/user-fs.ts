@@ -501,8 +501,8 @@ export class ObjectFileSystem implements UserFileSystem {
     if (this.store.probe) return this.store.probe(bucket, key);
     const [object, below] = await Promise.all([this.store.head(bucket, key), this.firstBelow(location)]);
     const first = below.objects[0];
-    const folder = first || below.prefixes.length > 0 ? { marker: first?.key === `${key}/` ? first : undefined } : undefined;
-    return { object, folder };
+    if (!first && below.prefixes.length === 0) return { object };
+    return { object, folder: { marker: first?.key === `${key}/` ? first : undefined } };
   }
 
   /** The first key below `key/` (its marker sorts first); a missing bucket lists as empty. */
