@@ -538,16 +538,14 @@ async function main(): Promise<void> {
             ONE_CIPHER.includes(w) && !opt['all-ciphers']
               ? ciphers.slice(0, 1)
               : ciphers;
-          for (const cipher of cs)
-            await runWorkload(w, cipher, targets, sdk, {
-              bigFile,
-              capFile,
-              parFile,
-              smallDir,
-              manyFile,
-            });
-          if (sdk && cs.length > 0 && (w !== 'many' || manyServers.has('sdk')))
-            await runSdk(w, sdk, { bigFile, capFile, parFile, smallDir, manyFile });
+          const files = { bigFile, capFile, parFile, smallDir, manyFile };
+          // The SDK's small-file passes run interleaved with the first cipher's (see runInterleaved).
+          const small = w === 'small-put' || w === 'small-get';
+          const sdkSteps = sdk && small && cs.length > 0 ? [await sdkSmallFileSteps(w, sdk, files)] : [];
+          for (const [i, cipher] of cs.entries())
+            await runWorkload(w, cipher, targets, files, i === 0 ? sdkSteps : []);
+          if (sdk && !small && cs.length > 0 && (w !== 'many' || manyServers.has('sdk')))
+            await runSdk(w, sdk, files);
         } finally {
           for (const g of gws) await g.stop();
         }
@@ -624,13 +622,32 @@ async function clearWritten(sdk: Sdk | undefined): Promise<void> {
   if (sdk) for (const p of ['bench/w-gw/', 'bench/w-rclone/', 'bench/w-sdk/']) await sdk.deleteAll(p);
 }
 
+/** One timed pass of a small-file workload on one server (or what prepares or cleans up after it). */
+type Step = () => Promise<void>;
+
+/**
+ * Runs the servers' passes round-robin, the first pass of every server, then the second...: this VM's
+ * speed drifts by a third within minutes, and OpenSSH's 1,000 puts took 0.71 to 1.97 s across runs of one
+ * afternoon, so passes run minutes apart compared the drift as much as the servers. The rows are then put
+ * back in server order, as the other workloads list them.
+ */
+async function runInterleaved(sequences: Step[][]): Promise<void> {
+  const from = rows.length;
+  for (let i = 0; sequences.some((q) => i < q.length); i++)
+    for (const q of sequences) if (i < q.length) await q[i]!();
+  const order = [...new Set(rows.slice(from).map((r) => r.server))];
+  const mine = rows.splice(from);
+  rows.push(...order.flatMap((server) => mine.filter((r) => r.server === server)));
+}
+
 async function runWorkload(
   w: Workload,
   cipher: string,
   targets: SftpServer[],
-  _sdk: Sdk | undefined,
   f: Files,
+  alongside: Step[][] = [],
 ) {
+  const interleaved: Step[][] = [];
   for (const s of targets) {
     // One folder per cipher: no object is overwritten within a run (on Swift an overwritten multipart
     // object leaves its old segments behind).
@@ -771,16 +788,21 @@ async function runWorkload(
         await rm(dl, { recursive: true, force: true });
         break;
       }
-      case 'small-put':
+      case 'small-put': {
         // See passLabel: every pass but the last goes to a folder of its own (no overwrites).
+        const steps: Step[] = [];
         for (let pass = 1, passes = smallPassesOf(s.id); pass <= passes; pass++) {
           const into = pass === passes ? root : `${root}/pass-${pass}`;
-          if (into !== root) ok(await sftp(s, cipher, `-mkdir ${into}\n`), 'sftp mkdir');
-          await measure(s, smallFilesRow('put', cipher, pass, passes), async () =>
-            ok(await sftp(s, cipher, `put -r ${f.smallDir} ${into}\n`), 'sftp put -r'),
-          );
+          steps.push(async () => {
+            if (into !== root) ok(await sftp(s, cipher, `-mkdir ${into}\n`), 'sftp mkdir');
+            await measure(s, smallFilesRow('put', cipher, pass, passes), async () =>
+              ok(await sftp(s, cipher, `put -r ${f.smallDir} ${into}\n`), 'sftp put -r'),
+            );
+          });
         }
+        interleaved.push(steps);
         break;
+      }
       case 'small-get': {
         if (!workloads.has('small-put'))
           ok(
@@ -788,23 +810,27 @@ async function runWorkload(
             'put -r',
           );
         const out = path.join(dl, 'small');
+        const steps: Step[] = [];
         for (let pass = 1, passes = smallPassesOf(s.id); pass <= passes; pass++) {
-          await rm(out, { recursive: true, force: true });
-          await measure(
-            s,
-            smallFilesRow('get', cipher, pass, passes),
-            async () => {
-              ok(
-                await sftp(s, cipher, `get -r ${root}/${path.basename(f.smallDir)} ${out}\n`),
-                'sftp get -r',
-              );
-              const n = (await readdir(out)).length;
-              if (n !== size.small)
-                throw new Error(`got ${n} files, expected ${size.small}`);
-            },
-          );
+          steps.push(async () => {
+            await rm(out, { recursive: true, force: true });
+            await measure(
+              s,
+              smallFilesRow('get', cipher, pass, passes),
+              async () => {
+                ok(
+                  await sftp(s, cipher, `get -r ${root}/${path.basename(f.smallDir)} ${out}\n`),
+                  'sftp get -r',
+                );
+                const n = (await readdir(out)).length;
+                if (n !== size.small)
+                  throw new Error(`got ${n} files, expected ${size.small}`);
+              },
+            );
+            if (pass === passes) await rm(out, { recursive: true, force: true });
+          });
         }
-        await rm(out, { recursive: true, force: true });
+        interleaved.push(steps);
         break;
       }
       case 'ls':
@@ -850,9 +876,42 @@ async function runWorkload(
         break;
     }
   }
+  if (interleaved.length > 0 || alongside.length > 0) await runInterleaved([...interleaved, ...alongside]);
 }
 
-/** The direct-SDK ceiling for the same workload (no SSH, no cipher). */
+/** The direct SDK's passes of a small-file workload, to run interleaved with the SFTP servers' passes. */
+async function sdkSmallFileSteps(w: 'small-put' | 'small-get', sdk: Sdk, f: Files): Promise<Step[]> {
+  const s = { label: 'direct SDK' };
+  const cipher = '-';
+  const steps: Step[] = [];
+  const passes = smallPassesOf('sdk');
+  if (w === 'small-put') {
+    for (let pass = 1; pass <= passes; pass++) {
+      const into = pass === passes ? 'bench/w-sdk/small' : `bench/w-sdk/pass-${pass}/small`;
+      steps.push(() =>
+        measure(s, smallFilesRow('put', cipher, pass, passes), async () => {
+          await sdk.putFolder(f.smallDir, into);
+        }),
+      );
+    }
+    return steps;
+  }
+  if (!workloads.has('small-put')) await sdk.putFolder(f.smallDir, 'bench/w-sdk/small');
+  const out = path.join(DL, 'sdk', 'small');
+  for (let pass = 1; pass <= passes; pass++) {
+    steps.push(async () => {
+      await rm(out, { recursive: true, force: true });
+      await mkdir(out, { recursive: true });
+      await measure(s, smallFilesRow('get', cipher, pass, passes), async () => {
+        const n = await sdk.getFolder('bench/w-sdk/small', out);
+        if (n !== size.small) throw new Error(`got ${n} objects, expected ${size.small}`);
+      });
+    });
+  }
+  return steps;
+}
+
+/** The direct-SDK ceiling for the same workload (no SSH, no cipher); small files: sdkSmallFileSteps. */
 async function runSdk(w: Workload, sdk: Sdk, f: Files) {
   const s = { label: 'direct SDK' };
   const dl = path.join(DL, 'sdk');
@@ -920,33 +979,6 @@ async function runSdk(w: Workload, sdk: Sdk, f: Files) {
         },
       );
       break;
-    case 'small-put':
-      for (let pass = 1, passes = smallPassesOf('sdk'); pass <= passes; pass++) {
-        const into = pass === passes ? 'bench/w-sdk/small' : `bench/w-sdk/pass-${pass}/small`;
-        await measure(s, smallFilesRow('put', cipher, pass, passes), async () => {
-          await sdk.putFolder(f.smallDir, into);
-        });
-      }
-      break;
-    case 'small-get': {
-      if (!workloads.has('small-put'))
-        await sdk.putFolder(f.smallDir, 'bench/w-sdk/small');
-      const out = path.join(dl, 'small');
-      for (let pass = 1, passes = smallPassesOf('sdk'); pass <= passes; pass++) {
-        await rm(out, { recursive: true, force: true });
-        await mkdir(out, { recursive: true });
-        await measure(
-          s,
-          smallFilesRow('get', cipher, pass, passes),
-          async () => {
-            const n = await sdk.getFolder('bench/w-sdk/small', out);
-            if (n !== size.small)
-              throw new Error(`got ${n} objects, expected ${size.small}`);
-          },
-        );
-      }
-      break;
-    }
     case 'ls':
     case 'ls-big': {
       const n = w === 'ls' ? size.list : size.listBig;
