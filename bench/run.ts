@@ -635,9 +635,9 @@ async function runInterleaved(sequences: Step[][]): Promise<void> {
   const from = rows.length;
   for (let i = 0; sequences.some((q) => i < q.length); i++)
     for (const q of sequences) if (i < q.length) await q[i]!();
-  const order = [...new Set(rows.slice(from).map((r) => r.server))];
   const mine = rows.splice(from);
-  rows.push(...order.flatMap((server) => mine.filter((r) => r.server === server)));
+  const order = new Set(mine.map((r) => r.server));
+  rows.push(...[...order].flatMap((server) => mine.filter((r) => r.server === server)));
 }
 
 async function runWorkload(
