@@ -1096,7 +1096,16 @@ async function writeReport(
   // The raw rows, to re-render or compare runs later (bench/work/ is not committed).
   await writeFile(
     path.join(WORK, `rows-${stamp}.json`),
-    JSON.stringify(rows.map((r) => ({ ...r, s3: r.s3 ? Object.fromEntries(r.s3) : undefined })), null, 1),
+    JSON.stringify(
+      rows.map((r) => ({
+        ...r,
+        s3: r.s3
+          ? { counts: Object.fromEntries(r.s3.counts), serving: r.s3.serving, mean: Object.fromEntries(r.s3.mean) }
+          : undefined,
+      })),
+      null,
+      1,
+    ),
   );
   process.stdout.write(
     `${md}\n\nwritten to ${path.relative(ROOT, file)} and latest.md\n`,

@@ -1,10 +1,15 @@
 /**
- * The bench's targets table (bench/lib/report.ts): which rows it judges and against which anchor rows.
- * Rows are synthetic; the bench writes them the same way (bench/run.ts).
+ * The bench's targets table (bench/lib/report.ts): which rows it judges and against which anchor rows,
+ * and the S3 request log it reads Swift's time from (bench/lib/s3log.ts). Rows are synthetic; the bench
+ * writes them the same way (bench/run.ts). The log lines are copied from Swift 2.30's proxy.log.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { type Row, targets } from '../../bench/lib/report.js';
+import { formatCounts, type S3Activity, S3RequestLog, unionSeconds } from '../../bench/lib/s3log.js';
 
 const CIPHER = 'aes128-gcm@openssh.com';
 
@@ -58,5 +63,97 @@ describe('bench targets', () => {
     assert.deepEqual(targetRows(rows), [
       `| local get 1000 small files, ${CIPHER} vs OpenSSH | 1.11× | ≥ 0.8× | met |`,
     ]);
+  });
+});
+
+/** Swift's time for `n` sequential requests of one kind, `ms` each. */
+function activity(op: string, n: number, ms: number): S3Activity {
+  return { counts: new Map([[op, n]]), serving: (n * ms) / 1000, mean: new Map([[op, ms / 1000]]) };
+}
+
+describe('bench targets: what Swift’s own time allows', () => {
+  const put = (server: string, seconds: number, s3?: S3Activity): Row => ({
+    workload: 'put 1000 small files',
+    direction: 'put',
+    cipher: server === 'direct SDK' ? '-' : CIPHER,
+    server,
+    seconds,
+    files: 1000,
+    bytes: 1000 * 4096,
+    s3,
+  });
+
+  it('says a missed small-file target is out of reach when Swift served the SDK’s same requests too slowly', () => {
+    const rows = [
+      put('rclone serve sftp (S3)', 18.0),
+      put('direct SDK', 14.0, activity('PutObject', 1000, 13)),
+      put('gateway, S3', 14.5),
+    ];
+    // 1.5× rclone needs 12 s; Swift alone took 13 s on the SDK's 1,000 PutObjects: 18 / 13 = 1.38×.
+    assert.deepEqual(targetRows(rows), [
+      `| S3 put 1000 small files, ${CIPHER} vs direct SDK | 0.97× | ≥ 0.9× | met |`,
+      `| S3 put 1000 small files, ${CIPHER} vs rclone | 1.24× | ≥ 1.5× | **missed**; out of reach here: Swift's 13.00 s serving the 1000 requests the direct SDK (the gateway's S3 client) made for the same 1000 files caps it at 1.38× |`,
+    ]);
+  });
+
+  it('leaves a miss unexplained when Swift left room, and bulk rows without a cap', () => {
+    const rows = [
+      put('rclone serve sftp (S3)', 18.0),
+      put('direct SDK', 12.0, activity('PutObject', 1000, 8)),
+      put('gateway, S3', 14.5),
+      { ...put('direct SDK', 3.0, activity('GetObject', 12, 250)), workload: 'get 1 file', files: undefined, bytes: 512 * 2 ** 20 },
+      { ...put('gateway, S3', 4.0), workload: 'get 1 file', files: undefined, bytes: 512 * 2 ** 20 },
+    ];
+    assert.deepEqual(targetRows(rows), [
+      `| S3 put 1000 small files, ${CIPHER} vs direct SDK | 0.83× | ≥ 0.9× | **missed** |`,
+      `| S3 put 1000 small files, ${CIPHER} vs rclone | 1.24× | ≥ 1.5× | **missed** |`,
+      `| S3 get 1 file, ${CIPHER} vs direct SDK | 0.75× | ≥ 0.9× | **missed** |`,
+    ]);
+  });
+});
+
+describe('bench S3 request log', () => {
+  it('counts the bucket’s requests by operation and measures the time Swift spent on them', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 's3log-'));
+    try {
+      const file = path.join(dir, 'proxy.log');
+      await writeFile(file, 'proxy-server: earlier line, not this row\n');
+      const log = new S3RequestLog(file, 'test');
+      const mark = await log.mark();
+      const line = (method: string, p: string, status: number, start: number, end: number) =>
+        `proxy-server: 127.0.0.1 127.0.0.1 05/Dec/2026/14/21/51 ${method} ${p} HTTP/1.0 ${status} - aws-sdk-js/3.1168.0%20ua/2.1 - - 247 - txbaa19aac034e419ab70c7-006b141dff - ${(end - start).toFixed(4)} - - ${start.toFixed(9)} ${end.toFixed(9)} -`;
+      const t = 1796480511;
+      await writeFile(
+        file,
+        [
+          line('PUT', '/test/a/f1', 200, t, t + 0.01),
+          // Overlaps the first: the union counts [t, t + 0.02] once.
+          line('PUT', '/test/a/f2', 200, t + 0.005, t + 0.02),
+          line('HEAD', '/test/a/f3', 404, t + 0.1, t + 0.103),
+          line('GET', '/test/%3Flist-type%3D2%26prefix%3Da%252F', 200, t + 0.2, t + 0.25),
+          // Swift's own subrequests (its native API) and other buckets are not the row's.
+          line('HEAD', '/v1/AUTH_test/test', 204, t + 0.3, t + 0.4),
+          line('GET', '/other/key', 200, t + 0.5, t + 0.6),
+          'proxy-server: SIGTERM received (25255)',
+          '',
+        ].join('\n'),
+        { flag: 'a' },
+      );
+      const got = await log.since(mark);
+      assert.deepEqual(Object.fromEntries(got.counts), { PutObject: 2, 'HeadObject (404)': 1, ListObjectsV2: 1 });
+      assert.ok(Math.abs(got.serving - (0.02 + 0.003 + 0.05)) < 1e-6, `serving ${got.serving}`);
+      assert.ok(Math.abs(got.mean.get('PutObject')! - 0.0125) < 1e-6);
+      assert.equal(
+        formatCounts(got, 2),
+        'PutObject 2 (1.00/file, 12.5 ms), HeadObject (404) 1 (0.50/file, 3.0 ms), ListObjectsV2 1 (0.50/file, 50.0 ms)',
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('measures the union of overlapping, nested and disjoint intervals', () => {
+    assert.equal(unionSeconds([]), 0);
+    assert.equal(unionSeconds([[5, 6], [1, 4], [2, 3], [3.5, 4.5]]), 4.5);
   });
 });
