@@ -8,6 +8,7 @@ import type { Logger } from '../observability/logger.js';
 import type { UserFileSystem } from '../vfs/types.js';
 import { coalesceWrites } from './coalesced-writes.js';
 import { isTrustedProxy, readProxyHeader } from './proxy-protocol.js';
+import { type PacedChannel, paceChannel } from './send-pacing.js';
 import { type SftpEvent, type SftpSession, startSftpSession } from './sftp/session.js';
 import { WriteBacklog } from './sftp/write-backlog.js';
 
@@ -437,6 +438,8 @@ export class SshGateway {
           return;
         }
         const channel = acceptSub();
+        // Fill only as much of the client's window as its path needs (see send-pacing.ts).
+        paceChannel(channel as unknown as PacedChannel);
         void this.runSftp(channel, user, current, touch);
       });
       // Bench only (issue 8, bench/): SFTP_GATEWAY_BENCH_CHANNEL=1 enables `exec sink` / `exec source N`
