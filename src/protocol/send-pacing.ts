@@ -15,8 +15,9 @@
  * window) caps a channel at (data in flight) / d. So the pacer measures d for the data it sends, keeps its
  * smallest value (the path with no queue), measures the rate the client consumes, and holds the data in
  * flight to `gain` × rate × d, never under `floor`. A client that waits in a queue of its own data makes
- * rate × d smaller than what is in flight, and the pacer trims the queue; on a long path the data in
- * flight is what the path needs, and the pacer opens the window fully again.
+ * rate × d smaller than what is in flight, and the pacer trims the queue; where the path needs more, the
+ * pacer opens the window up to all of it. Paths longer than `maxDelayMs` (a client across the internet)
+ * are not paced at all.
  *
  * A client that refills its window only when most of it is used could wait forever for data held back
  * under that mark: when the channel has waited `stallMs` for a refill with data held back, the pacer
@@ -43,7 +44,15 @@ export interface PacingOptions {
   stallMs: number;
   /** Shortest interval a consumption rate is measured over. */
   rateIntervalMs: number;
+  /**
+   * Paths whose smallest delay is longer are not paced. The delay is kept as the smallest ever measured,
+   * so a session whose path got longer mid-transfer (a new route) would be held to the old path's needs;
+   * a path that starts this short is a LAN or the same host, where that does not happen.
+   */
+  maxDelayMs: number;
   now: () => number;
+  /** Called when a stall ends pacing on the channel, with what the pacer had measured. */
+  onStop?: (state: PacingState) => void;
 }
 
 export const DEFAULT_PACING: PacingOptions = {
@@ -51,6 +60,7 @@ export const DEFAULT_PACING: PacingOptions = {
   gain: 2,
   stallMs: 100,
   rateIntervalMs: 10,
+  maxDelayMs: 10,
   now: () => performance.now(),
 };
 
@@ -113,7 +123,7 @@ export function paceChannel(
       rateAt = now;
       rateFrom = consumed;
       // Whole bytes: ssh2 slices the data by the window.
-      if (Number.isFinite(minDelay)) cap = Math.max(o.floor, Math.floor(o.gain * rate * minDelay));
+      if (minDelay <= o.maxDelayMs) cap = Math.max(o.floor, Math.floor(o.gain * rate * minDelay));
     }
   };
 
@@ -136,8 +146,10 @@ export function paceChannel(
     timer = undefined;
     if (stopped || !channel._waitWindow || held === 0) return;
     const waited = o.now() - lastRefill;
-    if (waited >= o.stallMs) stop();
-    else timer = setTimeout(onStall, o.stallMs - waited).unref();
+    if (waited >= o.stallMs) {
+      o.onStop?.(snapshot());
+      stop();
+    } else timer = setTimeout(onStall, o.stallMs - waited).unref();
   };
 
   // What changed ssh2's window since `seen`: a rise is a refill (only ssh2's refill handler raises it), a
@@ -171,8 +183,6 @@ export function paceChannel(
     if (held > 0 && channel._waitWindow && !timer) timer = setTimeout(onStall, o.stallMs).unref();
   };
 
-  return {
-    state: () => ({ sent, consumed, minDelayMs: minDelay, rate, cap, held, stopped }),
-    stop,
-  };
+  const snapshot = (): PacingState => ({ sent, consumed, minDelayMs: minDelay, rate, cap, held, stopped });
+  return { state: snapshot, stop };
 }

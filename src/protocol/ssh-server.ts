@@ -439,7 +439,13 @@ export class SshGateway {
         }
         const channel = acceptSub();
         // Fill only as much of the client's window as its path needs (see send-pacing.ts).
-        paceChannel(channel as unknown as PacedChannel);
+        paceChannel(channel as unknown as PacedChannel, {
+          onStop: (state) =>
+            current.logger.debug(
+              { sent: state.sent, consumed: state.consumed, held: state.held },
+              'send pacing off for this channel: the client waited to refill its window',
+            ),
+        });
         void this.runSftp(channel, user, current, touch);
       });
       // Bench only (issue 8, bench/): SFTP_GATEWAY_BENCH_CHANNEL=1 enables `exec sink` / `exec source N`
