@@ -185,17 +185,19 @@ export function targets(rows: Row[]): string {
 
 /**
  * The best ratio to `anchor` a request-bound S3 row could reach with Swift as fast as it served the direct
- * SDK. In the small-file rows the client handles one file at a time, and the SDK sends the fewest requests
- * per file the job allows, one after the other (as a listing's pages must follow each other): the seconds
- * Swift spent serving them are time no server doing the same job through this Swift can go below. Bulk
- * rows are bound by CPU instead (the CPU table), and get no cap.
+ * SDK. Small uploads are sequential for every server: the client sends the next file once the last one's
+ * CLOSE is answered, and a server answers it once the object is stored. A listing's pages follow each
+ * other. The SDK sends the fewest requests the job allows, one after the other, so the seconds Swift
+ * spent serving them are time no server doing the same job through this Swift can go below. Small
+ * downloads are not capped this way: a server may fetch the next files ahead, several at once (the
+ * gateway does). Bulk rows are bound by CPU instead (the CPU table), and get no cap either.
  */
 export function swiftCap(
   r: Row,
   sdk: Row | undefined,
   anchor: Row,
 ): { ratio: number; why: string } | undefined {
-  const requestBound = r.workload.includes('small files') || r.workload.startsWith('ls');
+  const requestBound = /^put \d+ small files/.test(r.workload) || r.workload.startsWith('ls');
   const serving = sdk?.s3?.serving;
   if (!requestBound || !sdk?.s3 || !serving || serving <= 0) return undefined;
   const requests = [...sdk.s3.counts.values()].reduce((n, c) => n + c, 0);
