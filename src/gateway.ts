@@ -161,6 +161,7 @@ export async function startGateway(
       },
       sftpEvent: (s, event) => auditSftpEvent(s.logger, metrics, event),
       sftpReply: (type, status) => metrics.sftpRequest(type, status),
+      pacingStopped: () => metrics.sendPacingStopped(),
       disconnected: (s, reason) => {
         if (!s) return;
         for (const close of sessionClosers.get(s.sessionId) ?? []) void close().catch(() => undefined);

@@ -81,6 +81,7 @@ export class GatewayMetrics {
   readonly #multipart: Counter<'event'>;
   readonly #prefetched: Counter<'outcome'>;
   readonly #sftpRequests: Counter<'type' | 'status'>;
+  readonly #pacingStops: Counter;
   readonly #sshCrypto: Gauge<'implementation'>;
   #memorySource: MemoryBudgetSource | undefined;
   #uploadMemorySource: MemoryBudgetSource | undefined;
@@ -163,6 +164,11 @@ export class GatewayMetrics {
       name: 'sftp_gateway_prefetched_files_total',
       help: 'Small files fetched ahead while a client downloads a directory, by outcome: used (an OPEN took it) or unused (dropped: too old, the session wrote, or it ended).',
       labelNames: ['outcome'] as const,
+      registers,
+    });
+    this.#pacingStops = new Counter({
+      name: 'sftp_gateway_send_pacing_stops_total',
+      help: 'SFTP channels whose send pacing was turned off: the client waited to refill its window while the gateway held data back under the refill mark (src/protocol/send-pacing.ts). Such a channel then sends as much as the window allows.',
       registers,
     });
     this.#sftpRequests = new Counter({
@@ -283,6 +289,11 @@ export class GatewayMetrics {
   }
 
   /** `type` an SFTP packet name (OPEN, READ, ...), `status` the reply's status name (OK, EOF, ...). */
+  /** A channel's send pacing was turned off because its client waited for held-back data. */
+  sendPacingStopped(): void {
+    this.#pacingStops.inc();
+  }
+
   sftpRequest(type: string, status: string): void {
     this.#sftpRequests.inc({ type: labelValue(type), status: labelValue(status) });
   }

@@ -102,6 +102,8 @@ export interface SshGatewayOptions {
     authFailure?: (details: { user: string; sourceIp: string; method: string; reason: string }) => void;
     sftpEvent?: (info: SessionInfo, event: SftpEvent) => void;
     sftpReply?: (type: string, status: string) => void;
+    /** Send pacing was turned off on one of the session's SFTP channels (see send-pacing.ts). */
+    pacingStopped?: (info: SessionInfo) => void;
     disconnected?: (info: SessionInfo | undefined, reason: string) => void;
   };
 }
@@ -440,11 +442,13 @@ export class SshGateway {
         const channel = acceptSub();
         // Fill only as much of the client's window as its path needs (see send-pacing.ts).
         paceChannel(channel as unknown as PacedChannel, {
-          onStop: (state) =>
+          onStop: (state) => {
             current.logger.debug(
               { sent: state.sent, consumed: state.consumed, held: state.held },
               'send pacing off for this channel: the client waited to refill its window',
-            ),
+            );
+            this.options.hooks?.pacingStopped?.(current);
+          },
         });
         void this.runSftp(channel, user, current, touch);
       });

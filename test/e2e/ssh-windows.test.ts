@@ -5,7 +5,9 @@
  * granted it (`outgoing.window`), while it writes real SFTP WRITE packets to the real gateway process.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import ssh2 from 'ssh2';
 import { PacketWriter } from '../../src/protocol/sftp/codec.js';
@@ -117,5 +119,64 @@ describe('SFTP channel receive windows', () => {
     const largest = await upload(channels[0]!, 'crowded.bin', 8 * 1024 * KiB);
     assert.ok(largest <= share, `window ${largest} within the share ${share}`);
     assert.ok(largest > share / 2, `window ${largest} was refilled`);
+  });
+});
+
+/**
+ * Send pacing (src/protocol/send-pacing.ts) holds back part of a client's window. Downloads must still
+ * complete, whole, for clients that refill their window in different ways: OpenSSH every 3 packets
+ * consumed, ssh2's own client only once half its window is used (lib/Channel.js windowAdjust). With
+ * ssh2's client the pacer held data under that mark and its stall fallback ended pacing (seen in a debug
+ * log while writing this test: "send pacing off", 10 MB in); whether it does depends on timing, so the
+ * test asserts only the download.
+ */
+describe('SFTP downloads under send pacing', () => {
+  let gw: TestGateway;
+  let key: Buffer;
+  let sum: string;
+  const size = 24 * 1024 * KiB + 7;
+
+  before(async () => {
+    gw = await startGateway();
+    key = await readFile(gw.key);
+    const data = randomBytes(size);
+    sum = createHash('sha256').update(data).digest('hex');
+    const src = path.join(gw.dir, 'big.bin');
+    await writeFile(src, data);
+    const r = await gw.sftp(`put ${src} big.bin\n`);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(async () => {
+    await gw.stop();
+  });
+
+  const digest = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
+
+  test('OpenSSH sftp downloads 24 MiB whole', async () => {
+    const dest = path.join(gw.dir, 'openssh.bin');
+    const r = await gw.sftp(`get big.bin ${dest}\n`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await digest(dest), sum);
+  });
+
+  test('ssh2’s client, which refills only at half its window, downloads 24 MiB whole', async () => {
+    const client = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', resolve).once('error', reject);
+      client.connect({ host: '127.0.0.1', port: gw.port, username: 'alice', privateKey: key });
+    });
+    try {
+      const sftp = await new Promise<ssh2.SFTPWrapper>((resolve, reject) =>
+        client.sftp((err, s) => (err ? reject(err) : resolve(s))),
+      );
+      const dest = path.join(gw.dir, 'ssh2.bin');
+      // One stream of sequential reads (concurrency 64, 32 KiB chunks), as fastGet issues them.
+      await new Promise<void>((resolve, reject) =>
+        sftp.fastGet('big.bin', dest, { concurrency: 64, chunkSize: 32 * KiB }, (err) => (err ? reject(err) : resolve())),
+      );
+      assert.equal(await digest(dest), sum);
+    } finally {
+      client.end();
+    }
   });
 });

@@ -50,6 +50,7 @@ describe('GatewayMetrics', () => {
       sftp_gateway_s3_request_errors_total: 'counter',
       sftp_gateway_multipart_uploads_total: 'counter',
       sftp_gateway_sftp_requests_total: 'counter',
+      sftp_gateway_send_pacing_stops_total: 'counter',
       sftp_gateway_memory_budget_bytes: 'gauge',
       sftp_gateway_memory_budget_waiting_requests: 'gauge',
       sftp_gateway_upload_memory_bytes: 'gauge',
@@ -70,6 +71,9 @@ describe('GatewayMetrics', () => {
     assert.equal(sampleValue(f, 'sftp_gateway_multipart_uploads_total', { event: 'aborted' }), 0);
     assert.equal(sampleValue(f, 'sftp_gateway_transfer_duration_seconds_count', { direction: 'in' }), 0);
     assert.equal(sampleValue(f, 'sftp_gateway_files_in_total'), 0);
+    assert.equal(sampleValue(f, 'sftp_gateway_send_pacing_stops_total'), 0);
+    m.sendPacingStopped();
+    assert.equal(sampleValue(await scrape(m), 'sftp_gateway_send_pacing_stops_total'), 1);
   });
 
   it('counters move with sessions, auth, transfers, S3 requests and multipart uploads', async () => {
