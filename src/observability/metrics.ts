@@ -288,12 +288,12 @@ export class GatewayMetrics {
     this.#sshCrypto.set({ implementation }, 1);
   }
 
-  /** `type` an SFTP packet name (OPEN, READ, ...), `status` the reply's status name (OK, EOF, ...). */
   /** A channel's send pacing was turned off because its client waited for held-back data. */
   sendPacingStopped(): void {
     this.#pacingStops.inc();
   }
 
+  /** `type` an SFTP packet name (OPEN, READ, ...), `status` the reply's status name (OK, EOF, ...). */
   sftpRequest(type: string, status: string): void {
     this.#sftpRequests.inc({ type: labelValue(type), status: labelValue(status) });
   }
