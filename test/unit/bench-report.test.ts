@@ -97,11 +97,7 @@ describe('bench targets: what Swift’s own time allows', () => {
   });
 
   it('does not cap small downloads, which a server may fetch ahead several at once', () => {
-    const get = (server: string, seconds: number, s3?: S3Activity): Row => ({
-      ...put(server, seconds, s3),
-      workload: 'get 1000 small files',
-      direction: 'get',
-    });
+    const get = (server: string, seconds: number, s3?: S3Activity): Row => ({ ...small(server, seconds), s3 });
     const rows = [
       get('rclone serve sftp (S3)', 9.0),
       get('direct SDK', 8.0, activity('GetObject', 1000, 7)),
