@@ -41,7 +41,12 @@ export async function createStore(
   },
 ): Promise<CreatedStore> {
   if (config.type === 'local') {
-    const store = new LocalStore({ root: config.root, tempDir: config.tempDir });
+    const store = new LocalStore({
+      root: config.root,
+      tempDir: config.tempDir,
+      memory: options.uploadBudget ?? options.budget,
+      logger: options.logger,
+    });
     await store.init();
     await Promise.all(buckets.map((b) => mkdir(path.join(store.root, b), { recursive: true })));
     return {

@@ -1,10 +1,24 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type GatewayErrorCode, isGatewayError } from '../../src/errors.js';
-import { LocalStore } from '../../src/storage/local/local-store.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { LocalStore, type LocalStoreOptions, SMALL_UPLOAD_BYTES } from '../../src/storage/local/local-store.js';
+import { isLocalFileSystem } from '../../src/storage/local/small-commit.js';
+import { MemoryBudget } from '../../src/storage/memory-budget.js';
 import { objectStoreContract } from './contract.js';
 
 objectStoreContract(
@@ -18,6 +32,27 @@ objectStoreContract(
       store,
       bucket: 'test',
       cleanup: async () => {
+        await store.close();
+        rmSync(root, { recursive: true, force: true });
+      },
+    };
+  },
+  { quirks: { implicitDirectories: true, snapshotReads: true } },
+);
+
+// The same guarantees when small uploads go through libuv's thread pool, as on a network file system.
+objectStoreContract(
+  'LocalStore, small uploads through the thread pool',
+  async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'sftp-gw-local-'));
+    mkdirSync(path.join(root, 'test'));
+    const store = new LocalStore({ root, callsOnLoop: false });
+    await store.init();
+    return {
+      store,
+      bucket: 'test',
+      cleanup: async () => {
+        assert.equal(store.loopCommits, 0);
         await store.close();
         rmSync(root, { recursive: true, force: true });
       },
@@ -147,5 +182,131 @@ describe('LocalStore file-system specifics', () => {
     assert.equal(page.nextToken, 'many/');
     const next = await store.list('b', { prefix: 'many/', maxKeys: 1000, continuationToken: page.nextToken });
     assert.equal(next.objects.length, 100);
+  });
+});
+
+describe('LocalStore small uploads', () => {
+  let root: string;
+  const stores: LocalStore[] = [];
+  before(() => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'sftp-gw-local-small-'));
+    mkdirSync(path.join(root, 'b'));
+  });
+  after(async () => {
+    for (const s of stores) await s.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  const open = async (options: Partial<LocalStoreOptions> = {}) => {
+    const store = new LocalStore({ root, callsOnLoop: true, ...options });
+    await store.init();
+    stores.push(store);
+    return store;
+  };
+  const temps = () => readdirSync(path.join(root, '.sftp-gateway-tmp'));
+  const code = (c: GatewayErrorCode) => (e: unknown) => isGatewayError(e, c);
+
+  it('holds a small upload in memory and commits it on the event loop at complete', async () => {
+    const store = await open();
+    const writer = store.createWriter('b', 's/one.txt');
+    const first = Buffer.from('hello ');
+    await writer.write(first);
+    first.fill(0); // the caller may reuse its buffer once write resolves
+    await writer.write(Buffer.from('world'));
+    assert.deepEqual(temps(), [], 'nothing on disk before complete');
+    const info = await writer.complete();
+    assert.equal(store.loopCommits, 1);
+    assert.equal(readFileSync(path.join(root, 'b/s/one.txt'), 'utf8'), 'hello world');
+    assert.deepEqual(info, await store.head('b', 's/one.txt'));
+    assert.deepEqual(temps(), []);
+  });
+
+  it('streams to disk from the first write that does not fit in SMALL_UPLOAD_BYTES', async () => {
+    const store = await open();
+    const writer = store.createWriter('b', 'large.bin');
+    const a = Buffer.alloc(SMALL_UPLOAD_BYTES - 10, 1);
+    const b = Buffer.alloc(20, 2);
+    await writer.write(a);
+    assert.deepEqual(temps(), []);
+    await writer.write(b);
+    assert.equal(temps().length, 1, 'the temp file exists once the upload no longer fits');
+    await writer.write(Buffer.alloc(5, 3));
+    await writer.complete();
+    assert.equal(store.loopCommits, 0);
+    assert.deepEqual(readFileSync(path.join(root, 'b/large.bin')), Buffer.concat([a, b, Buffer.alloc(5, 3)]));
+    assert.deepEqual(temps(), []);
+  });
+
+  it('draws held bytes from the memory budget, and streams to disk when the budget has no room', async () => {
+    const memory = new MemoryBudget(8 * 1024);
+    const store = await open({ memory });
+    const writer = store.createWriter('b', 'held.bin');
+    await writer.write(Buffer.alloc(6 * 1024, 1));
+    assert.equal(memory.inUse, 6 * 1024);
+    await writer.complete();
+    assert.equal(memory.inUse, 0);
+
+    const full = store.createWriter('b', 'full.bin');
+    await full.write(Buffer.alloc(6 * 1024, 1));
+    const over = store.createWriter('b', 'over.bin');
+    await over.write(Buffer.alloc(4 * 1024, 2)); // 6 + 4 KiB do not fit in 8: this one goes to disk
+    assert.equal(memory.inUse, 6 * 1024);
+    assert.equal(temps().length, 1);
+    await over.complete();
+    await full.abort('client went away');
+    assert.equal(memory.inUse, 0);
+    assert.equal(store.loopCommits, 1);
+    assert.equal(readFileSync(path.join(root, 'b/over.bin')).length, 4 * 1024);
+    assert.ok(!existsSync(path.join(root, 'b/full.bin')));
+    assert.deepEqual(temps(), []);
+  });
+
+  it('keeps an existing key with ifNoneMatch, and publishes over a missing folder', async () => {
+    const store = await open();
+    await store.put('b', 'exists.txt', Buffer.from('old'));
+    await assert.rejects(store.put('b', 'exists.txt', Buffer.from('new'), { ifNoneMatch: true }), code('AlreadyExists'));
+    assert.equal(readFileSync(path.join(root, 'b/exists.txt'), 'utf8'), 'old');
+    await store.put('b', 'fresh/deep/new.txt', Buffer.from('new'), { ifNoneMatch: true });
+    assert.equal(readFileSync(path.join(root, 'b/fresh/deep/new.txt'), 'utf8'), 'new');
+    assert.equal(store.loopCommits, 3);
+    assert.deepEqual(temps(), []);
+  });
+
+  it('makes its calls through the thread pool for a while after one on the event loop was slow', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({
+      destination: new Writable({
+        write(chunk, _enc, done) {
+          lines.push(JSON.parse(String(chunk)));
+          done();
+        },
+      }),
+    });
+    // Every call counts as slow.
+    const store = await open({ logger, slowCallMs: -1 });
+    await store.put('b', 'slow1.txt', Buffer.from('1'));
+    await store.put('b', 'slow2.txt', Buffer.from('2'));
+    assert.equal(store.loopCommits, 1);
+    assert.equal(readFileSync(path.join(root, 'b/slow2.txt'), 'utf8'), '2');
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0]!['level'], 'warn');
+    assert.equal(typeof lines[0]!['call-ms'], 'number');
+    assert.equal(lines[0]!['pause-seconds'], 60);
+  });
+
+  it('maps a temp file that cannot be written to a store error and leaves nothing behind', async () => {
+    const store = await open({ tempDir: path.join(root, 'no-such-parent', 'tmp') });
+    rmSync(path.join(root, 'no-such-parent'), { recursive: true });
+    await assert.rejects(store.put('b', 'lost.txt', Buffer.from('x')), code('Failure'));
+    assert.ok(!existsSync(path.join(root, 'b/lost.txt')));
+  });
+
+  it('tells local file systems from network and FUSE ones by their statfs type', () => {
+    assert.equal(isLocalFileSystem(0xef53), true); // ext4
+    assert.equal(isLocalFileSystem(0x58465342), true); // xfs
+    assert.equal(isLocalFileSystem(0x01021994), true); // tmpfs
+    assert.equal(isLocalFileSystem(0x6969), false); // NFS
+    assert.equal(isLocalFileSystem(0xfe534d42), false); // SMB2
+    assert.equal(isLocalFileSystem(0x65735546), false); // FUSE (s3fs, sshfs)
+    assert.equal(isLocalFileSystem(BigInt(0xef53)), true);
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, type Dirent, fstatSync, type Stats } from 'node:fs';
+import { createReadStream, type Dirent, fstatSync, type Stats, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -16,6 +16,9 @@ import type {
   StoreStatfs,
   WriterOptions,
 } from '../object-store.js';
+import { type MemoryBudget, type Release, sharedMemoryBudget } from '../memory-budget.js';
+import type { Logger } from '../../observability/logger.js';
+import { type CommitResult, commitSmallUpload, isLocalFileSystem } from './small-commit.js';
 import { DIRECTORY, FILE, type FolderSnapshot, type ListingCursor, ListingCursors, OTHER } from './listing-cursors.js';
 
 export interface LocalStoreOptions {
@@ -23,7 +26,23 @@ export interface LocalStoreOptions {
   root: string;
   /** Uploads in progress; default `<root>/.sftp-gateway-tmp` (a name no bucket can have). */
   tempDir?: string;
+  /** What small uploads held in memory until CLOSE draw on; default: the process-wide budget. */
+  memory?: MemoryBudget;
+  /** Told when calls on the event loop pause because one was slow. */
+  logger?: Logger;
+  /** How long a call on the event loop may take before they pause; default 10 ms. */
+  slowCallMs?: number;
+  /**
+   * Make the calls of a small upload's commit and of a stat by name on the event loop (small-commit.ts):
+   * default, when init() finds a local file system.
+   */
+  callsOnLoop?: boolean;
 }
+
+/** How long calls on the event loop pause after a slow one. */
+const LOOP_CALLS_PAUSE_MS = 60_000;
+/** What `onLoop` returns when the call is to go through the thread pool instead. */
+const NOT_ON_LOOP = Symbol('not on the event loop');
 
 const TEMP_NAME = '.sftp-gateway-tmp';
 /** Files stat'ed at once while listing. */
@@ -49,10 +68,17 @@ export class LocalStore implements ObjectStore {
   private readonly tempDir: string;
   private readonly openWriters = new Set<LocalWriter>();
   private readonly cursors = new ListingCursors();
+  readonly memory: MemoryBudget;
+  /** Set by init() when both folders are on a local file system (small-commit.ts). */
+  private callsOnLoop = false;
+  private loopCallsPausedUntil = 0;
+  /** Small uploads committed on the event loop (tests check which path an upload took). */
+  loopCommits = 0;
 
-  constructor(options: LocalStoreOptions) {
+  constructor(private readonly options: LocalStoreOptions) {
     this.root = path.resolve(options.root);
     this.tempDir = path.resolve(options.tempDir ?? path.join(this.root, TEMP_NAME));
+    this.memory = options.memory ?? sharedMemoryBudget();
   }
 
   /** Creates the root and temp folders and removes stale temp files left by a crash. */
@@ -65,6 +91,9 @@ export class LocalStore implements ObjectStore {
       const st = await fs.stat(file).catch(() => undefined);
       if (st && now - st.mtimeMs > STALE_TEMP_MS) await fs.rm(file, { force: true });
     }
+    // Uploads are renamed from the temp folder to the root, so both are one file system in practice.
+    const [root, temp] = await Promise.all([fs.statfs(this.root), fs.statfs(this.tempDir)]);
+    this.callsOnLoop = this.options.callsOnLoop ?? (isLocalFileSystem(root.type) && isLocalFileSystem(temp.type));
   }
 
   async bucketExists(bucket: string): Promise<boolean> {
@@ -73,8 +102,7 @@ export class LocalStore implements ObjectStore {
   }
 
   async head(bucket: string, key: string): Promise<ObjectInfo | undefined> {
-    const file = this.filePath(bucket, key);
-    const st = await fs.stat(file).catch(() => undefined);
+    const st = await this.stat(this.filePath(bucket, key));
     if (!st) return undefined;
     const isMarker = key.endsWith('/');
     if (isMarker !== st.isDirectory()) return undefined;
@@ -83,7 +111,7 @@ export class LocalStore implements ObjectStore {
 
   /** One stat: a folder here is a directory, and no file can also be one. A missing bucket probes empty. */
   async probe(bucket: string, key: string): Promise<KeyProbe> {
-    const st = await fs.stat(this.filePath(bucket, key)).catch(() => undefined);
+    const st = await this.stat(this.filePath(bucket, key));
     if (!st) return {};
     if (st.isDirectory()) return { folder: { marker: infoOf(`${key}/`, st) } };
     return { object: infoOf(key, st) };
@@ -450,7 +478,7 @@ export class LocalStore implements ObjectStore {
     bucket: string,
     key: string,
     exclusive: boolean,
-    written?: Stats,
+    written?: WrittenStat,
   ): Promise<ObjectInfo> {
     const file = this.filePath(bucket, key);
     const place = async () => {
@@ -477,6 +505,54 @@ export class LocalStore implements ObjectStore {
     return infoOf(key, written ?? (await fs.stat(file)));
   }
 
+  /**
+   * Writes a small upload held in memory and moves it to its key with synchronous calls; undefined when
+   * calls on the event loop are off, and the writer streams it through the thread pool instead.
+   */
+  commitOnLoop(temp: string, bucket: string, key: string, exclusive: boolean, chunks: Buffer[]): CommitResult | undefined {
+    const file = this.filePath(bucket, key);
+    const committed = this.onLoop(() => commitSmallUpload(temp, file, exclusive, chunks));
+    if (committed === NOT_ON_LOOP) return undefined;
+    this.loopCommits++;
+    return committed;
+  }
+
+  /** stat by name; undefined when nothing (or nothing reachable) is there. */
+  private async stat(file: string): Promise<Stats | undefined> {
+    const st = this.onLoop(() => {
+      try {
+        return statSync(file, { throwIfNoEntry: false });
+      } catch {
+        return undefined; // ENOTDIR, EACCES: nothing this store can read is there
+      }
+    });
+    return st === NOT_ON_LOOP ? fs.stat(file).catch(() => undefined) : st;
+  }
+
+  /**
+   * Makes a file system call synchronously where this store's disk allows it (small-commit.ts): there a
+   * stat or a small commit costs microseconds, against 35-45 µs of event-loop CPU per call through libuv's
+   * thread pool, plus a thread hop. After a call slower than `slowCallMs` (a disk under heavy writeback,
+   * say), calls go through the pool for a minute, so that a slow disk stalls the event loop once, not for
+   * every request.
+   */
+  private onLoop<T>(call: () => T): T | typeof NOT_ON_LOOP {
+    if (!this.callsOnLoop || performance.now() < this.loopCallsPausedUntil) return NOT_ON_LOOP;
+    const started = performance.now();
+    try {
+      return call();
+    } finally {
+      const ms = performance.now() - started;
+      if (ms > (this.options.slowCallMs ?? 10)) {
+        this.loopCallsPausedUntil = performance.now() + LOOP_CALLS_PAUSE_MS;
+        this.options.logger?.warn(
+          { 'call-ms': Math.round(ms * 10) / 10, 'pause-seconds': LOOP_CALLS_PAUSE_MS / 1000 },
+          'local store: a file system call took long on the event loop; making them through the thread pool for a while',
+        );
+      }
+    }
+  }
+
   private async requireBucket(bucket: string): Promise<void> {
     if (!(await this.bucketExists(bucket))) throw noSuchBucket(bucket);
   }
@@ -497,8 +573,17 @@ export class LocalStore implements ObjectStore {
   }
 }
 
+/**
+ * Uploads up to this size are held in memory until CLOSE and committed in one job on a worker
+ * (commit-pool.ts); larger ones stream to their temp file from the first write that does not fit.
+ */
+export const SMALL_UPLOAD_BYTES = 64 * 1024;
+
 class LocalWriter implements ObjectWriter {
-  private handle: Promise<fs.FileHandle>;
+  /** The temp file, once the upload streams to disk; undefined while it is small enough to hold. */
+  private handle: Promise<fs.FileHandle> | undefined;
+  private held: Buffer[] = [];
+  private readonly releases: Release[] = [];
   private written = 0;
   private state: 'open' | 'completed' | 'aborted' = 'open';
   private resolveDone!: () => void;
@@ -515,37 +600,33 @@ class LocalWriter implements ObjectWriter {
   ) {
     // `size` includes the base from the start, as ObjectWriter promises, not only once start() ran.
     this.written = options.base?.length ?? 0;
-    this.handle = this.start();
-    this.handle.catch(() => undefined);
+    if (options.base && options.base.length > 0) this.streamToDisk();
   }
 
   get size(): number {
     return this.written;
   }
 
-  private async start(): Promise<fs.FileHandle> {
-    const base = this.options.base;
-    if (base && base.length > 0) {
-      // Copy only the requested prefix of the base object.
-      const source = this.store.filePath(this.bucket, base.info.key);
-      await fs.copyFile(source, this.temp).catch((e) => {
-        throw (e as NodeJS.ErrnoException).code === 'ENOENT'
-          ? notFound(base.info.key)
-          : storeError('append', e);
-      });
-      await fs.truncate(this.temp, base.length);
-      this.written = base.length;
-      return fs.open(this.temp, 'r+');
-    }
-    return fs.open(this.temp, 'wx');
-  }
-
   async write(data: Buffer): Promise<void> {
     if (this.state !== 'open')
       throw new GatewayError('Failure', `upload of ${this.key} is already ${this.state}`);
-    const handle = await this.handle;
+    // Offsets are taken in call order, so writes issued without waiting for each other stay in order.
     const offset = this.written;
     this.written += data.length;
+    if (this.handle === undefined) {
+      if (this.written <= SMALL_UPLOAD_BYTES) {
+        // Held only with room in the memory budget; without it the upload streams to disk as a large one.
+        const release = data.length === 0 ? () => undefined : this.store.memory.tryAcquire(data.length);
+        if (release) {
+          this.releases.push(release);
+          // A copy: the caller may reuse `data` once this resolves.
+          this.held.push(Buffer.from(data));
+          return;
+        }
+      }
+      this.streamToDisk();
+    }
+    const handle = await this.handle!;
     let done = 0;
     while (done < data.length) {
       const { bytesWritten } = await handle.write(data, done, data.length - done, offset + done);
@@ -558,7 +639,20 @@ class LocalWriter implements ObjectWriter {
       throw new GatewayError('Failure', `upload of ${this.key} is already ${this.state}`);
     this.state = 'completed';
     try {
-      const handle = await this.handle;
+      if (this.handle === undefined) {
+        const exclusive = this.options.ifNoneMatch ?? false;
+        const committed = this.store.commitOnLoop(this.temp, this.bucket, this.key, exclusive, this.held);
+        if (committed) {
+          const { stat } = committed;
+          // Rounded as Node's Stats rounds it, so that this info equals what head() returns later.
+          const written = { ...stat, mtime: new Date(Math.round(stat.mtimeMs)), isDirectory: () => false };
+          // Missing folders, an existing key with `exclusive`, a folder in the way: as for any upload.
+          if (committed.placeError) return await this.store.publish(this.temp, this.bucket, this.key, exclusive, written);
+          return infoOf(this.key, written);
+        }
+        this.streamToDisk();
+      }
+      const handle = await this.handle!;
       const written = await handle.stat();
       await handle.close();
       return await this.store.publish(this.temp, this.bucket, this.key, this.options.ifNoneMatch ?? false, written);
@@ -566,6 +660,7 @@ class LocalWriter implements ObjectWriter {
       await fs.rm(this.temp, { force: true });
       throw e instanceof GatewayError ? e : storeError('complete upload', e);
     } finally {
+      this.releaseHeld();
       this.resolveDone();
     }
   }
@@ -578,16 +673,62 @@ class LocalWriter implements ObjectWriter {
   async abort(_reason?: string): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'aborted';
-    await this.handle.then((h) => h.close()).catch(() => undefined);
-    await fs.rm(this.temp, { force: true });
+    this.releaseHeld();
+    if (this.handle) {
+      await this.handle.then((h) => h.close()).catch(() => undefined);
+      await fs.rm(this.temp, { force: true });
+    }
     this.resolveDone();
+  }
+
+  /** Opens the temp file (after copying the base into it) and writes what was held so far. */
+  private streamToDisk(): void {
+    const held = this.held;
+    this.held = [];
+    this.handle = (async () => {
+      let handle: fs.FileHandle;
+      const base = this.options.base;
+      if (base && base.length > 0) {
+        // Copy only the requested prefix of the base object.
+        const source = this.store.filePath(this.bucket, base.info.key);
+        await fs.copyFile(source, this.temp).catch((e) => {
+          throw (e as NodeJS.ErrnoException).code === 'ENOENT'
+            ? notFound(base.info.key)
+            : storeError('append', e);
+        });
+        await fs.truncate(this.temp, base.length);
+        handle = await fs.open(this.temp, 'r+');
+      } else {
+        handle = await fs.open(this.temp, 'wx');
+      }
+      try {
+        let offset = 0;
+        for (const chunk of held) {
+          for (let done = 0; done < chunk.length;) {
+            done += (await handle.write(chunk, done, chunk.length - done, offset + done)).bytesWritten;
+          }
+          offset += chunk.length;
+        }
+      } catch (e) {
+        await handle.close().catch(() => undefined);
+        throw e;
+      } finally {
+        this.releaseHeld();
+      }
+      return handle;
+    })();
+    this.handle.catch(() => undefined);
+  }
+
+  private releaseHeld(): void {
+    for (const release of this.releases.splice(0)) release();
   }
 }
 
-function infoOf(
-  key: string,
-  st: { size: number; mtime: Date; mtimeMs: number; ino: number; isDirectory(): boolean },
-): ObjectInfo {
+/** What an object's info is made of: a Stats, or the fields a commit worker sent back. */
+type WrittenStat = Pick<Stats, 'size' | 'mtime' | 'mtimeMs' | 'ino' | 'isDirectory'>;
+
+function infoOf(key: string, st: WrittenStat): ObjectInfo {
   const size = st.isDirectory() ? 0 : st.size;
   return {
     key,
