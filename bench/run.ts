@@ -43,6 +43,8 @@ import {
   startRclone,
   startS3,
   startSshd,
+  serverDataDir,
+  setServerDataDir,
   WORK,
 } from './lib/servers.js';
 
@@ -128,6 +130,8 @@ const USAGE = `usage: npm run bench -- [options]
                      every target's figure per round, the median and in how many rounds it was met
   --profile          node --cpu-prof on every gateway process, summaries under bench/work/profiles/
   --out DIR          results folder (default bench/results)
+  --data-dir DIR     where sshd's root and the gateway's local store go (default bench/work); the
+                     results name its file system, which decides what creating a file costs
 `;
 
 const { values: opt } = parseArgs({
@@ -160,6 +164,7 @@ const { values: opt } = parseArgs({
     'gateway-config': { type: 'string', default: '{}' },
     'gateway-node-flags': { type: 'string', default: '' },
     out: { type: 'string', default: path.join(ROOT, 'bench', 'results') },
+    'data-dir': { type: 'string', default: WORK },
     help: { type: 'boolean', default: false },
   },
 });
@@ -167,6 +172,7 @@ if (opt.help) {
   process.stdout.write(USAGE);
   process.exit(0);
 }
+setServerDataDir(opt['data-dir']);
 const workloads = new Set(opt.workloads.split(',') as Workload[]);
 for (const w of workloads)
   if (!ALL_WORKLOADS.includes(w))
@@ -385,7 +391,7 @@ async function checkSize(file: string, bytes: number): Promise<void> {
 
 async function main(): Promise<void> {
   const loadBefore = loadAverage();
-  const machine = await describeMachine();
+  const machine = await describeMachine(serverDataDir());
   log(`load before: ${loadBefore}`);
   const t0 = performance.now();
   await mkdir(LOCAL, { recursive: true });
@@ -467,7 +473,7 @@ async function main(): Promise<void> {
         );
       if (servers.has('gw-local'))
         await ensureLocalListing(
-          path.join(WORK, 'local-data/bench/home', `list-${size.list}`),
+          path.join(serverDataDir(), 'local-data/bench/home', `list-${size.list}`),
           size.list,
         );
     }
@@ -618,7 +624,7 @@ function smallFilesRow(direction: 'put' | 'get', cipher: string, pass: number, p
  */
 async function clearWritten(sdk: Sdk | undefined): Promise<void> {
   for (const dir of ['openssh-root/w', 'local-data/bench/home/w'])
-    await rm(path.join(WORK, dir), { recursive: true, force: true });
+    await rm(path.join(serverDataDir(), dir), { recursive: true, force: true });
   if (sdk) for (const p of ['bench/w-gw/', 'bench/w-rclone/', 'bench/w-sdk/']) await sdk.deleteAll(p);
 }
 

@@ -11,6 +11,18 @@ import { freePort, mustExec, sleep, stopChild, waitForPort } from './proc.js';
 /** The repository root, from dist/bench/lib/. */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const WORK = path.join(ROOT, 'bench', 'work');
+
+let dataRoot = WORK;
+/**
+ * Where sshd's root and the local store go (`--data-dir`; default bench/work): the file system they are on
+ * decides what creating and renaming a file costs, so a run can be made on the disk a deployment will use.
+ */
+export function serverDataDir(): string {
+  return dataRoot;
+}
+export function setServerDataDir(dir: string): void {
+  dataRoot = path.resolve(dir);
+}
 const S3_SCRIPT = path.join(ROOT, 'test', 'support', 's3-server.sh');
 
 // The same client options the end-to-end tests use.
@@ -148,7 +160,7 @@ export async function startSshd(
   pub: string,
 ): Promise<SftpServer & { dataDir: string }> {
   const dir = path.join(WORK, 'sshd');
-  const dataDir = path.join(WORK, 'openssh-root');
+  const dataDir = path.join(dataRoot, 'openssh-root');
   await mkdir(dir, { recursive: true });
   await mkdir(dataDir, { recursive: true });
   await mkdir('/run/sshd', { recursive: true });
@@ -366,7 +378,7 @@ export async function startBenchGateway(
 ): Promise<GatewayServer> {
   const storage =
     kind === 'local'
-      ? { type: 'local', root: path.join(WORK, 'local-data') }
+      ? { type: 'local', root: path.join(dataRoot, 'local-data') }
       : {
           type: 's3',
           endpoint: s3!.endpoint,

@@ -4,11 +4,12 @@
  * writes them the same way (bench/run.ts). The log lines are copied from Swift 2.30's proxy.log.
  */
 import assert from 'node:assert/strict';
+import { realpathSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { type Row, targets } from '../../bench/lib/report.js';
+import { describeFileSystem, type Row, targets } from '../../bench/lib/report.js';
 import { formatCounts, type S3Activity, S3RequestLog, unionSeconds } from '../../bench/lib/s3log.js';
 
 const CIPHER = 'aes128-gcm@openssh.com';
@@ -168,5 +169,19 @@ describe('bench S3 request log', () => {
   it('measures the union of overlapping, nested and disjoint intervals', () => {
     assert.equal(unionSeconds([]), 0);
     assert.equal(unionSeconds([[5, 6], [1, 4], [2, 3], [3.5, 4.5]]), 4.5);
+  });
+});
+
+describe('bench machine description', () => {
+  it('names the file system of the data folder, from the nearest folder that exists', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-fs-'));
+    try {
+      const described = await describeFileSystem(path.join(dir, 'not', 'yet'));
+      // The folder's own mount, as /proc/self/mounts gives it, with the folder resolved.
+      assert.match(described, /^\S+( \((with a|no) journal\))? on \S+, mounted at \/\S* \(/);
+      assert.ok(described.endsWith(`(${realpathSync(dir)})`), described);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
