@@ -97,7 +97,7 @@ export class LocalStore implements ObjectStore {
   }
 
   async bucketExists(bucket: string): Promise<boolean> {
-    const st = await fs.stat(this.bucketPath(bucket)).catch(() => undefined);
+    const st = await this.stat(this.bucketPath(bucket));
     return st?.isDirectory() ?? false;
   }
 
