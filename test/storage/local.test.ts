@@ -283,8 +283,14 @@ describe('LocalStore small uploads', () => {
     });
     // Every call counts as slow.
     const store = await open({ logger, slowCallMs: -1 });
-    await store.put('b', 'slow1.txt', Buffer.from('1'));
-    await store.put('b', 'slow2.txt', Buffer.from('2'));
+    const upload = async (key: string, body: string) => {
+      const writer = store.createWriter('b', key);
+      await writer.write(Buffer.from(body));
+      return writer.complete();
+    };
+    await upload('slow1.txt', '1');
+    await upload('slow2.txt', '2');
+    assert.ok(await store.head('b', 'slow1.txt'));
     assert.equal(store.loopCommits, 1);
     assert.equal(readFileSync(path.join(root, 'b/slow2.txt'), 'utf8'), '2');
     assert.equal(lines.length, 1);
