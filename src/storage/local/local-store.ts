@@ -574,8 +574,8 @@ export class LocalStore implements ObjectStore {
 }
 
 /**
- * Uploads up to this size are held in memory until CLOSE and committed in one job on a worker
- * (commit-pool.ts); larger ones stream to their temp file from the first write that does not fit.
+ * Uploads up to this size are held in memory until CLOSE and committed in one go (commitOnLoop); larger
+ * ones stream to their temp file from the first write that does not fit.
  */
 export const SMALL_UPLOAD_BYTES = 64 * 1024;
 
@@ -725,7 +725,7 @@ class LocalWriter implements ObjectWriter {
   }
 }
 
-/** What an object's info is made of: a Stats, or the fields a commit worker sent back. */
+/** What an object's info is made of: a Stats, or the fields a commit on the event loop took. */
 type WrittenStat = Pick<Stats, 'size' | 'mtime' | 'mtimeMs' | 'ino' | 'isDirectory'>;
 
 function infoOf(key: string, st: WrittenStat): ObjectInfo {

@@ -4,8 +4,9 @@
  * Through libuv's thread pool a small upload is five round trips (open, write, fstat, close, rename),
  * each costing the event loop 35-45 µs of CPU on the bench VM to submit, wake a pool thread and settle
  * its promise: a quarter of the gateway's CPU in 1,000 small puts. The same five calls made directly
- * cost ~100 µs in all on a local disk, where they touch only the page cache. A worker thread doing them
- * in one job was tried and was slower end to end: its messages cost as much as the round trips saved.
+ * cost ~100 µs in all on a local disk, where they touch only the page cache (~260 µs on the bench VM's
+ * ext4 without a journal, whose inode allocator scans past recently freed inodes). A worker thread doing
+ * them in one job was tried and was slower end to end: its messages cost as much as the round trips saved.
  *
  * A blocking call is only safe where the disk answers at once, so the store makes these calls only
  * on local file systems (`isLocalFileSystem`) and stops for a while after one is slow (local-store.ts).
