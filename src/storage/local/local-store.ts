@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, type Dirent, fstatSync, type Stats, statSync } from 'node:fs';
+import { close, createReadStream, type Dirent, fstatSync, open, openSync, read, type Stats, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -291,9 +291,14 @@ export class LocalStore implements ObjectStore {
   }
 
   private async openFile(bucket: string, key: string): Promise<OpenedObject | undefined> {
-    let handle: fs.FileHandle;
+    const file = this.filePath(bucket, key);
+    // A descriptor, not a FileHandle: an open by name is metadata, which a local disk answers from its
+    // caches, so it runs on the event loop where calls there are allowed (one fewer thread-pool round trip
+    // per small download), and only the reads, which may wait for the disk, go through the pool.
+    let fd: number;
     try {
-      handle = await fs.open(this.filePath(bucket, key), 'r');
+      const opened = this.onLoop(() => openSync(file, 'r'));
+      fd = opened === NOT_ON_LOOP ? await openAsync(file) : opened;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
@@ -304,23 +309,34 @@ export class LocalStore implements ObjectStore {
     // round trip through libuv's thread pool on this VM, and one fewer wait per small download.
     let st: Stats;
     try {
-      st = fstatSync(handle.fd);
+      st = fstatSync(fd);
     } catch (e) {
-      await handle.close();
+      closeQuietly(fd);
       throw storeError('open', e);
     }
     // A folder opens too (O_RDONLY); it is not an object.
     if (!st.isFile()) {
-      await handle.close();
+      closeQuietly(fd);
       return undefined;
     }
-    // The descriptor keeps reading the version it opened even if a new upload is renamed over it.
+    // The descriptor keeps reading the version it opened even if a new upload is renamed over it. It is
+    // closed only once no read is in flight: a read queued after close(2) could read another file that
+    // took the same descriptor number.
+    let closed = false;
+    let reading = 0;
     const readInto = async (offset: number, target: Buffer): Promise<number> => {
       const length = Math.min(target.length, st.size - offset);
       let filled = 0;
       try {
         while (filled < length) {
-          const { bytesRead } = await handle.read(target, filled, length - filled, offset + filled);
+          if (closed) throw new Error('read after close');
+          reading++;
+          let bytesRead: number;
+          try {
+            bytesRead = await readAt(fd, target, filled, length - filled, offset + filled);
+          } finally {
+            if (--reading === 0 && closed) closeQuietly(fd);
+          }
           if (bytesRead === 0) break;
           filled += bytesRead;
         }
@@ -340,7 +356,9 @@ export class LocalStore implements ObjectStore {
       // Nothing is left to report once reading is done (a read-only descriptor has nothing to flush), so
       // CLOSE is answered without waiting for close(2) to come back from the thread pool.
       close: async () => {
-        handle.close().catch(() => undefined);
+        if (closed) return;
+        closed = true;
+        if (reading === 0) closeQuietly(fd);
       },
     };
     return { info: infoOf(key, st), reader };
@@ -832,4 +850,19 @@ function storeError(operation: string, e: unknown): GatewayError {
   return new GatewayError('Failure', `local store ${operation} failed: ${err.code ?? err.message}`, {
     cause: e,
   });
+}
+
+function openAsync(file: string): Promise<number> {
+  return new Promise((resolve, reject) => open(file, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function readAt(fd: number, target: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    read(fd, target, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead))),
+  );
+}
+
+/** close(2) through the thread pool, unawaited: a read-only descriptor has nothing to report. */
+function closeQuietly(fd: number): void {
+  close(fd, () => undefined);
 }
