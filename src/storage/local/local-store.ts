@@ -311,12 +311,12 @@ export class LocalStore implements ObjectStore {
     try {
       st = fstatSync(fd);
     } catch (e) {
-      closeQuietly(fd);
+      closeInBackground(fd);
       throw storeError('open', e);
     }
     // A folder opens too (O_RDONLY); it is not an object.
     if (!st.isFile()) {
-      closeQuietly(fd);
+      closeInBackground(fd);
       return undefined;
     }
     // The descriptor keeps reading the version it opened even if a new upload is renamed over it. It is
@@ -335,7 +335,7 @@ export class LocalStore implements ObjectStore {
           try {
             bytesRead = await readAt(fd, target, filled, length - filled, offset + filled);
           } finally {
-            if (--reading === 0 && closed) closeQuietly(fd);
+            if (--reading === 0 && closed) closeInBackground(fd);
           }
           if (bytesRead === 0) break;
           filled += bytesRead;
@@ -358,7 +358,7 @@ export class LocalStore implements ObjectStore {
       close: async () => {
         if (closed) return;
         closed = true;
-        if (reading === 0) closeQuietly(fd);
+        if (reading === 0) closeInBackground(fd);
       },
     };
     return { info: infoOf(key, st), reader };
@@ -863,6 +863,6 @@ function readAt(fd: number, target: Buffer, offset: number, length: number, posi
 }
 
 /** close(2) through the thread pool, unawaited: a read-only descriptor has nothing to report. */
-function closeQuietly(fd: number): void {
+function closeInBackground(fd: number): void {
   close(fd, () => undefined);
 }
