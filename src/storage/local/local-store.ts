@@ -370,7 +370,7 @@ export class LocalStore implements ObjectStore {
     range: { start: number; end?: number; etag?: string },
   ): Promise<Readable> {
     const file = this.filePath(bucket, key);
-    const st = await fs.stat(file).catch(() => undefined);
+    const st = await this.stat(file);
     if (!st?.isFile()) throw notFound(`${bucket}/${key}`);
     if (range.etag && infoOf(key, st).etag !== range.etag) {
       throw new GatewayError('PreconditionFailed', `${bucket}/${key} changed since it was opened`);
@@ -476,6 +476,8 @@ export class LocalStore implements ObjectStore {
   }
 
   async check(): Promise<void> {
+    // Through the thread pool, not this.stat(): on a hung disk the probe must still time out and answer 503,
+    // which a call blocking the event loop would prevent.
     const st = await fs.stat(this.root).catch(() => undefined);
     if (!st?.isDirectory())
       throw new GatewayError('StoreUnavailable', `storage root ${this.root} is not a directory`);
@@ -513,7 +515,7 @@ export class LocalStore implements ObjectStore {
       });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const isDir = async () => (await fs.stat(file).catch(() => undefined))?.isDirectory() === true;
+      const isDir = async () => (await this.stat(file))?.isDirectory() === true;
       if (code === 'EISDIR' || (code === 'EEXIST' && (await isDir())))
         throw new GatewayError('IsADirectory', `is a directory: /${bucket}/${key}`);
       if (code === 'EEXIST') throw new GatewayError('AlreadyExists', `already exists: /${bucket}/${key}`);
