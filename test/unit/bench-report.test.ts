@@ -14,16 +14,23 @@ import { formatCounts, type S3Activity, S3RequestLog, unionSeconds } from '../..
 
 const CIPHER = 'aes128-gcm@openssh.com';
 
-function small(server: string, seconds: number, pass = ''): Row {
+/** A row of 1,000 small files, as the bench writes it: a get unless `direction` says put. */
+function small(
+  server: string,
+  seconds: number,
+  pass = '',
+  { direction = 'get', s3 }: { direction?: 'get' | 'put'; s3?: S3Activity } = {},
+): Row {
   return {
-    workload: `get 1000 small files${pass}`,
-    direction: 'get',
+    workload: `${direction} 1000 small files${pass}`,
+    direction,
     // The SDK anchor has no SSH cipher.
     cipher: server === 'direct SDK' ? '-' : CIPHER,
     server,
     seconds,
     files: 1000,
     bytes: 1000 * 4096,
+    s3,
   };
 }
 
@@ -73,16 +80,7 @@ function activity(op: string, n: number, ms: number): S3Activity {
 }
 
 describe('bench targets: what Swift’s own time allows', () => {
-  const put = (server: string, seconds: number, s3?: S3Activity): Row => ({
-    workload: 'put 1000 small files',
-    direction: 'put',
-    cipher: server === 'direct SDK' ? '-' : CIPHER,
-    server,
-    seconds,
-    files: 1000,
-    bytes: 1000 * 4096,
-    s3,
-  });
+  const put = (server: string, seconds: number, s3?: S3Activity) => small(server, seconds, '', { direction: 'put', s3 });
 
   it('says a missed small-file target is out of reach when Swift served the SDK’s same requests too slowly', () => {
     const rows = [
@@ -98,7 +96,7 @@ describe('bench targets: what Swift’s own time allows', () => {
   });
 
   it('does not cap small downloads, which a server may fetch ahead several at once', () => {
-    const get = (server: string, seconds: number, s3?: S3Activity): Row => ({ ...small(server, seconds), s3 });
+    const get = (server: string, seconds: number, s3?: S3Activity) => small(server, seconds, '', { s3 });
     const rows = [
       get('rclone serve sftp (S3)', 9.0),
       get('direct SDK', 8.0, activity('GetObject', 1000, 7)),
