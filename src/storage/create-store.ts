@@ -45,6 +45,7 @@ export async function createStore(
       root: config.root,
       tempDir: config.tempDir,
       memory: options.uploadBudget ?? options.budget,
+      readMemory: options.budget,
       logger: options.logger,
     });
     await store.init();

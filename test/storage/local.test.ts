@@ -16,7 +16,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type GatewayErrorCode, isGatewayError } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { LocalStore, type LocalStoreOptions, SMALL_UPLOAD_BYTES } from '../../src/storage/local/local-store.js';
+import { LocalStore, type LocalStoreOptions, SMALL_READ_BYTES, SMALL_UPLOAD_BYTES } from '../../src/storage/local/local-store.js';
 import { isLocalFileSystem } from '../../src/storage/local/small-commit.js';
 import { MemoryBudget } from '../../src/storage/memory-budget.js';
 import { objectStoreContract } from './contract.js';
@@ -328,6 +328,62 @@ describe('LocalStore small uploads', () => {
       for (let i = 0; i < 50 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
       assert.equal(fds(), before, `callsOnLoop ${callsOnLoop}: descriptors left open`);
     }
+  });
+
+  it('reads a small file whole at open, closes its descriptor there, and serves its reads from memory', async () => {
+    const readMemory = new MemoryBudget(100 * 1024);
+    const fds = () => readdirSync('/proc/self/fd').length;
+    for (const callsOnLoop of [true, false]) {
+      const store = await open({ callsOnLoop, readMemory });
+      const body = Buffer.alloc(SMALL_READ_BYTES);
+      for (let i = 0; i < body.length; i++) body[i] = i % 253;
+      await store.put('b', 'whole.bin', body);
+      await store.put('b', 'empty.bin', Buffer.alloc(0));
+      const before = fds();
+      const opened = (await store.openObject('b', 'whole.bin'))!;
+      const empty = (await store.openObject('b', 'empty.bin'))!;
+      // Held: the descriptors are closed already, and the bytes are counted in the budget until CLOSE.
+      assert.equal(fds(), callsOnLoop ? before : before + 2);
+      assert.equal(readMemory.inUse, callsOnLoop ? SMALL_READ_BYTES : 0);
+      // The bytes are the version opened, even after a new upload replaces the file.
+      await store.put('b', 'whole.bin', Buffer.alloc(10, 7));
+      const target = Buffer.alloc(40_000);
+      assert.equal(await opened.reader.readInto!(30_000, target), 35_536);
+      assert.deepEqual(target.subarray(0, 35_536), body.subarray(30_000));
+      assert.equal(await opened.reader.readInto!(SMALL_READ_BYTES, target), 0);
+      assert.deepEqual(await opened.reader.read(100, 50), body.subarray(100, 150));
+      assert.equal((await opened.reader.read(SMALL_READ_BYTES + 5, 10)).length, 0);
+      assert.equal((await empty.reader.read(0, 10)).length, 0);
+      await opened.reader.close();
+      await opened.reader.close();
+      await empty.reader.close();
+      assert.equal(readMemory.inUse, 0);
+      await assert.rejects(opened.reader.read(0, 10), code('Failure'));
+      await assert.rejects(opened.reader.readInto!(0, target), code('Failure'));
+      for (let i = 0; i < 50 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(fds(), before, `callsOnLoop ${callsOnLoop}: descriptors left open`);
+    }
+  });
+
+  it('keeps a small file on its descriptor when the read budget has no room, and a larger one always', async () => {
+    const readMemory = new MemoryBudget(6 * 1024);
+    const store = await open({ readMemory });
+    await store.put('b', 'four.bin', Buffer.alloc(4 * 1024, 4));
+    await store.put('b', 'large.bin', Buffer.alloc(SMALL_READ_BYTES + 1, 5));
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const first = (await store.openObject('b', 'four.bin'))!;
+    assert.equal(readMemory.inUse, 4 * 1024);
+    const second = (await store.openObject('b', 'four.bin'))!; // 4 + 4 KiB do not fit in 6
+    const large = (await store.openObject('b', 'large.bin'))!;
+    assert.equal(readMemory.inUse, 4 * 1024);
+    assert.equal(fds(), before + 2, 'the second small file and the large one read through their descriptors');
+    assert.deepEqual(await second.reader.read(0, 8192), Buffer.alloc(4 * 1024, 4));
+    assert.deepEqual(await large.reader.read(SMALL_READ_BYTES - 1, 10), Buffer.alloc(2, 5));
+    for (const o of [first, second, large]) await o.reader.close();
+    assert.equal(readMemory.inUse, 0);
+    for (let i = 0; i < 50 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(fds(), before);
   });
 
   it('tells local file systems from network and FUSE ones by their statfs type', () => {
