@@ -46,7 +46,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${file}: ok (${config.users.size} users)\n`);
     return 0;
   }
-  const rootLogger = createLogger({ level: config.logging.level });
+  const rootLogger = createLogger({ level: config.logging.level, writeIntervalMs: config.logging.writeIntervalMs });
   if (cluster.isPrimary && config.server.workers > 1) {
     warnIfNodeFlagsMissing(rootLogger);
     return runPrimary(config, rootLogger);

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** logging.writeIntervalMs: at most one write of log lines to stdout per this long (src/observability/logger.ts). */
+export const DEFAULT_LOG_WRITE_INTERVAL_MS = 20;
+
 /**
  * The config file's schema. User fields keep AWS Transfer's names and constraints (CreateUser in the API
  * model), so that `aws transfer describe-user` output moves over unchanged. Unknown keys are errors: a
@@ -258,9 +261,13 @@ export const configSchema = z.strictObject({
   /** Out-of-order writes beyond the in-memory window go to a spool file of at most this size per file. */
   spoolMaxMiB: z.number().int().min(0).default(1024),
   logging: z
-    .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info') })
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+      writeIntervalMs: z.number().int().min(0).max(1000).default(DEFAULT_LOG_WRITE_INTERVAL_MS),
+    })
     .default({
       level: 'info',
+      writeIntervalMs: DEFAULT_LOG_WRITE_INTERVAL_MS,
     }),
   metrics: z
     .union([

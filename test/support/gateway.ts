@@ -165,6 +165,10 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     metrics: { host: '127.0.0.1', port: 0 },
     users,
     ...options.config,
+    // Each log line at the end of its event-loop turn, right after the reply it records, so that a test may
+    // read the lines of what its client just did; with the default 20 ms, a client that exits at once can
+    // be faster than the write (the unit tests in logger-destination.test.ts cover the interval).
+    logging: { writeIntervalMs: 0, ...(options.config?.['logging'] as object | undefined) },
   };
   const configFile = path.join(dir, 'gateway.yaml');
   await writeFile(configFile, stringify(config));

@@ -141,6 +141,12 @@ users:
     assert.match(problems('uploadMemoryMiB: 4\nusers: []\n')[0]!, /:1:18: uploadMemoryMiB: /);
   });
 
+  test('logging.writeIntervalMs: 20 by default, 0 to 1000', () => {
+    assert.deepEqual(parseConfig('users: []\n', 'f').logging, { level: 'info', writeIntervalMs: 20 });
+    assert.equal(parseConfig('logging:\n  level: debug\n  writeIntervalMs: 0\nusers: []\n', 'f').logging.writeIntervalMs, 0);
+    assert.match(problems('logging:\n  writeIntervalMs: 5000\nusers: []\n')[0]!, /:2:20: logging\.writeIntervalMs: /);
+  });
+
   test('a missing file is one readable line', () => {
     assert.throws(
       () => loadConfig('/nonexistent/gw.yaml'),
