@@ -226,11 +226,14 @@ describe('user API (file store): aws CLI and SDK against the gateway', () => {
 
     const refused = await gw.sftp('pwd\n', { user: 'my_user', key: key1 });
     assert.notEqual(refused.code, 0, 'the deleted key must no longer log in');
-    const ok = await gw.sftp('get hello.txt -\n', {
+    // Into the test's folder: OpenSSH's sftp takes `-` for a local file name, not stdout.
+    const fetched = path.join(gw.dir, 'fetched.txt');
+    const ok = await gw.sftp(`get hello.txt ${fetched}\n`, {
       user: 'my_user',
       key: key2,
     });
     assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(await readFile(fetched, 'utf8'), 'hello from my_user\n');
 
     const d = await cli(endpoint, [
       'describe-user',
