@@ -11,7 +11,10 @@ export function createLogger(
   options: {
     level?: string;
     destination?: NodeJS.WritableStream;
-    /** stdout only: at most one write per this long while lines keep coming (BatchedDestination); default 0. */
+    /**
+     * stdout only: at most one write per this long while lines keep coming (BatchedDestination). Omitted,
+     * the process's stdout keeps the interval it has (0 until one is given).
+     */
     writeIntervalMs?: number;
   } = {},
 ): Logger {
@@ -26,7 +29,7 @@ export function createLogger(
         censor: '[redacted]',
       },
     },
-    options.destination ?? stdout(options.writeIntervalMs ?? 0),
+    options.destination ?? stdout(options.writeIntervalMs),
   );
 }
 
@@ -41,9 +44,9 @@ const MAX_HELD_CHARS = 64 * 1024;
 let stdoutDestination: BatchedDestination | undefined;
 
 /** The process's one stdout destination (one exit hook, one buffer, whatever number of loggers). */
-function stdout(intervalMs: number): BatchedDestination {
-  stdoutDestination ??= new BatchedDestination(pino.destination({ fd: 1, sync: true }), intervalMs);
-  stdoutDestination.intervalMs = intervalMs;
+function stdout(intervalMs: number | undefined): BatchedDestination {
+  stdoutDestination ??= new BatchedDestination(pino.destination({ fd: 1, sync: true }), 0);
+  if (intervalMs !== undefined) stdoutDestination.intervalMs = intervalMs;
   return stdoutDestination;
 }
 
