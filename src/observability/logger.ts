@@ -55,7 +55,7 @@ function stdout(intervalMs: number | undefined): BatchedDestination {
  * (logging.writeIntervalMs, 20 ms by default). A line after a quiet spell goes out at the end of its
  * event-loop turn (setImmediate: after the turn's replies, whose socket writes wait for the turn's end
  * too, see coalesced-writes.ts); the lines that follow go with the next write. A small download logs OPEN
- * and CLOSE, and a write(2) per line to the pipe behind stdout, waking its reader, took 12 % of the
+ * and CLOSE, and a write(2) per line to the pipe behind stdout, waking its reader, took 6-12 % of the
  * gateway's CPU in 1,000 small gets.
  *
  * Lines are not dropped: `exit` handlers run on process.exit and after an uncaught exception, flush()
