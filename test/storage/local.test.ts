@@ -204,6 +204,11 @@ describe('LocalStore small uploads', () => {
   };
   const temps = () => readdirSync(path.join(root, '.sftp-gateway-tmp'));
   const code = (c: GatewayErrorCode) => (e: unknown) => isGatewayError(e, c);
+  const fds = () => readdirSync('/proc/self/fd').length;
+  /** close(2) goes through the thread pool unawaited: gives the count a moment to come back to `before`. */
+  const settleFds = async (before: number) => {
+    for (let i = 0; i < 50 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
+  };
 
   it('holds a small upload in memory and commits it on the event loop at complete', async () => {
     const store = await open();
@@ -312,7 +317,6 @@ describe('LocalStore small uploads', () => {
       const body = Buffer.alloc(300 * 1024);
       for (let i = 0; i < body.length; i++) body[i] = i % 251;
       await store.put('b', 'read.bin', body);
-      const fds = () => readdirSync('/proc/self/fd').length;
       const before = fds();
       for (let i = 0; i < 20; i++) {
         const opened = (await store.openObject('b', 'read.bin'))!;
@@ -324,15 +328,13 @@ describe('LocalStore small uploads', () => {
         assert.deepEqual(target, body);
         await assert.rejects(opened.reader.read(0, 10), code('Failure'));
       }
-      // close(2) goes through the thread pool unawaited; give it a moment.
-      for (let i = 0; i < 50 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
+      await settleFds(before);
       assert.equal(fds(), before, `callsOnLoop ${callsOnLoop}: descriptors left open`);
     }
   });
 
   it('reads a small file whole at open, closes its descriptor there, and serves its reads from memory', async () => {
     const readMemory = new MemoryBudget(100 * 1024);
-    const fds = () => readdirSync('/proc/self/fd').length;
     for (const callsOnLoop of [true, false]) {
       const store = await open({ callsOnLoop, readMemory });
       const body = Buffer.alloc(SMALL_READ_BYTES);
@@ -360,7 +362,7 @@ describe('LocalStore small uploads', () => {
       assert.equal(readMemory.inUse, 0);
       await assert.rejects(opened.reader.read(0, 10), code('Failure'));
       await assert.rejects(opened.reader.readInto!(0, target), code('Failure'));
-      for (let i = 0; i < 50 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
+      await settleFds(before);
       assert.equal(fds(), before, `callsOnLoop ${callsOnLoop}: descriptors left open`);
     }
   });
@@ -370,7 +372,6 @@ describe('LocalStore small uploads', () => {
     const store = await open({ readMemory });
     await store.put('b', 'four.bin', Buffer.alloc(4 * 1024, 4));
     await store.put('b', 'large.bin', Buffer.alloc(SMALL_READ_BYTES + 1, 5));
-    const fds = () => readdirSync('/proc/self/fd').length;
     const before = fds();
     const first = (await store.openObject('b', 'four.bin'))!;
     assert.equal(readMemory.inUse, 4 * 1024);
@@ -382,7 +383,7 @@ describe('LocalStore small uploads', () => {
     assert.deepEqual(await large.reader.read(SMALL_READ_BYTES - 1, 10), Buffer.alloc(2, 5));
     for (const o of [first, second, large]) await o.reader.close();
     assert.equal(readMemory.inUse, 0);
-    for (let i = 0; i < 50 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
+    await settleFds(before);
     assert.equal(fds(), before);
   });
 
