@@ -19,10 +19,13 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-# The postinstall script (scripts/patch-dependencies.mjs) patches ssh2: it must be there before npm ci.
+# The postinstall scripts patch ssh2 (scripts/patch-dependencies.mjs) and build the project's own addon,
+# native/sha256 (SHA-256 of upload parts on libuv's thread pool): both must be there before npm ci.
 COPY package.json package-lock.json ./
 COPY scripts ./scripts
-RUN npm ci --no-audit --no-fund
+COPY native ./native
+RUN npm ci --no-audit --no-fund \
+ && node -e "require('./native/sha256/build/Release/sha256.node'); console.log('native/sha256: ok')"
 # tsconfig also includes test/ and bench/; only src/ is needed (and copied) for the image.
 COPY tsconfig.json ./
 COPY src ./src
@@ -40,8 +43,9 @@ WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
-# Fail the image build if the native binding did not survive the copy.
-RUN node -e "require('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node')" \
+COPY --from=build /app/native/sha256/build/Release/sha256.node ./native/sha256/build/Release/sha256.node
+# Fail the image build if a native binding did not survive the copy.
+RUN node -e "require('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'); require('./native/sha256/build/Release/sha256.node')" \
  && mkdir -p /etc/sftp-gateway /var/lib/sftp-gateway \
  && chown 1000:1000 /var/lib/sftp-gateway \
  && chmod 0750 /var/lib/sftp-gateway

@@ -58,8 +58,9 @@ if [ ! -f "$BINDING" ] || [ package-lock.json -nt "$BINDING" ] \
       node install.js >"$PWD/../../build.log" 2>&1) \
     || { tail -20 "$APP/build.log" >&2; echo "could not build ssh2's binding for Node 24" >&2; exit 1; }
 fi
-# dist and package.json are copied on every run (the tests find main.js and `npm start`'s flags there).
-rm -rf "$APP/dist" && cp -a dist package.json "$APP/"
+# dist and package.json are copied on every run (the tests find main.js and `npm start`'s flags there), and
+# native/ (the project's addon uses Node-API, whose binary interface Node 24 keeps: no rebuild).
+rm -rf "$APP/dist" "$APP/native" && cp -a dist package.json native "$APP/"
 "$NODE24" -e "require('./$APP/node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'); console.error('ssh2 native binding: built for Node 24, loads')"
 
 # Every cipher the gateway offers round-trips through ssh2 as the container has it, the binding's where

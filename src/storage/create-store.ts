@@ -6,8 +6,10 @@ import type { Logger } from '../observability/logger.js';
 import { LocalStore } from './local/local-store.js';
 import type { MemoryBudget } from './memory-budget.js';
 import type { ObjectStore } from './object-store.js';
+import { NativeHasher, partHasher } from './s3/async-sha256.js';
 import { MiB } from './s3/config.js';
 import { S3Store } from './s3/index.js';
+import { unsignedPayloadFor } from './s3/payload-signing.js';
 import type { S3RequestObserver } from './s3/request-metrics.js';
 
 export interface CreatedStore {
@@ -89,6 +91,14 @@ export async function createStore(
     storeDeps,
   );
   store.startJanitor();
+  const { endpoint, payloadSigning, checksums } = store.config;
+  const protocol = endpoint ? new URL(endpoint).protocol : 'https:';
+  if (!(partHasher instanceof NativeHasher) && !unsignedPayloadFor(payloadSigning, checksums, protocol)) {
+    options.logger.warn(
+      'native/sha256 is not built (npm ci builds it with a C compiler): upload parts are signed with a SHA-256 ' +
+        'computed on a worker thread, about 20 MiB more memory',
+    );
+  }
   return {
     store,
     spoolDir: path.join(options.stateDir, 'spool'),

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes, randomFillSync } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { AsyncSha256, SharedMemoryHasher, sharedMemoryHasher } from '../../src/storage/s3/async-sha256.js';
+import {
+  AsyncSha256,
+  loadNativeHasher,
+  NativeHasher,
+  partHasher,
+  SharedMemoryHasher,
+} from '../../src/storage/s3/async-sha256.js';
 import { PartPool } from '../../src/storage/s3/part-pool.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -44,12 +50,43 @@ describe('AsyncSha256 (SigV4 hashing off the event loop)', () => {
     );
   });
 
-  it('hashes upload parts (shared memory) in place on its worker thread; small views stay on the caller', async () => {
+  it('hashes upload parts with the native addon, which npm ci builds (native/sha256)', () => {
+    assert.ok(
+      partHasher instanceof NativeHasher,
+      'native/sha256/build/Release/sha256.node did not load: run npm ci (its postinstall builds it)',
+    );
+    assert.equal(loadNativeHasher('./no-such-addon.node'), undefined, 'a missing addon is not an error');
+  });
+
+  for (const [name, make] of [
+    ['the native addon', () => loadNativeHasher()!],
+    ['the worker thread', () => new SharedMemoryHasher(50)],
+  ] as const) {
+    it(`${name} hashes views of shared memory at any offset, concurrently, each to its own result`, async () => {
+      const hasher = make();
+      const part = new PartPool(64 * 1024 * 1024).take(3 * 1024 * 1024);
+      randomFillSync(part);
+      const views = [part, part.subarray(1), part.subarray(5, 5), part.subarray(1000, 2 * 1024 * 1024 + 3)];
+      const digests = await Promise.all(views.map((v) => hasher.digest(v)));
+      views.forEach((v, i) => assert.equal(hex(digests[i]!), createHash('sha256').update(v).digest('hex'), `view ${i}`));
+      assert.equal(hasher.digests, views.length);
+    });
+  }
+
+  it('the native addon refuses anything but a Uint8Array, and the next digest still works', async () => {
+    const hasher = loadNativeHasher()!;
+    await assert.rejects(hasher.digest('text' as unknown as Uint8Array), /expects a Uint8Array/);
+    await assert.rejects(hasher.digest(new Uint16Array(4) as unknown as Uint8Array), /expects a Uint8Array/);
+    const part = new PartPool(64 * 1024 * 1024).take(1024 * 1024);
+    assert.equal(hex(await hasher.digest(part)), createHash('sha256').update(part).digest('hex'));
+  });
+
+  it('hashes upload parts (shared memory) in place off the event loop; small views stay on the caller', async () => {
     const part = new PartPool(64 * 1024 * 1024).take(3 * 1024 * 1024);
     assert.ok(part.buffer instanceof SharedArrayBuffer, 'parts are allocated in shared memory');
     randomFillSync(part);
     const views = [part.subarray(0, 1024 * 1024 + 3), part.subarray(17, 2 * 1024 * 1024), part];
-    const before = sharedMemoryHasher.digests;
+    const before = partHasher.digests;
     const digests = await Promise.all(
       views.map((v) => {
         const h = new AsyncSha256();
@@ -58,11 +95,11 @@ describe('AsyncSha256 (SigV4 hashing off the event loop)', () => {
       }),
     );
     views.forEach((v, i) => assert.equal(hex(digests[i]!), createHash('sha256').update(v).digest('hex'), `view ${i}`));
-    assert.equal(sharedMemoryHasher.digests - before, 3, 'each went to the worker');
+    assert.equal(partHasher.digests - before, 3, 'each went off the event loop');
     const small = new AsyncSha256();
     small.update(part.subarray(0, 1000));
     assert.equal(hex(await small.digest()), createHash('sha256').update(part.subarray(0, 1000)).digest('hex'));
-    assert.equal(sharedMemoryHasher.digests - before, 3, 'a small view is hashed synchronously');
+    assert.equal(partHasher.digests - before, 3, 'a small view is hashed synchronously');
   });
 
   it('stops its thread when idle and starts it again for the next part', async () => {
