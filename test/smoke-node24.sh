@@ -62,6 +62,14 @@ fi
 # native/ (the project's addon uses Node-API, whose binary interface Node 24 keeps: no rebuild).
 rm -rf "$APP/dist" "$APP/native" && cp -a dist package.json native "$APP/"
 "$NODE24" -e "require('./$APP/node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node'); console.error('ssh2 native binding: built for Node 24, loads')"
+# The same addon build hashes shared memory correctly under Node 24.
+"$NODE24" -e "
+const { createHash } = require('node:crypto');
+const part = Buffer.from(new SharedArrayBuffer(3 << 20)).fill(7);
+require('./$APP/native/sha256/build/Release/sha256.node').digest(part.subarray(1)).then((d) => {
+  if (Buffer.from(d).toString('hex') !== createHash('sha256').update(part.subarray(1)).digest('hex')) process.exit(1);
+  console.error('native/sha256: loads under Node 24, digests match');
+});"
 
 # Every cipher the gateway offers round-trips through ssh2 as the container has it, the binding's where
 # it has one (ChaCha20-Poly1305 and AES-GCM included).
