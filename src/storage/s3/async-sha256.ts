@@ -112,11 +112,22 @@ export class SharedMemoryHasher {
   }
 }
 
-export const sharedMemoryHasher = new SharedMemoryHasher();
-
 /** The addon's interface (native/sha256/sha256.c). */
 interface Sha256Addon {
   digest(view: Uint8Array): Promise<Uint8Array>;
+}
+
+/**
+ * A queue that runs its tasks one at a time, each when the previous one settles: digests on libuv's thread
+ * pool, whose 4 threads also serve file system calls and DNS lookups.
+ */
+function oneAtATime(): <T>(task: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (task) => {
+    const run = tail.then(task);
+    tail = run.catch(() => undefined);
+    return run;
+  };
 }
 
 /** native/sha256's build output, relative to this file in dist/src/storage/s3. */
@@ -132,20 +143,17 @@ function loadAddon(path: string): Sha256Addon | undefined {
 
 /**
  * Hashes views of SharedArrayBuffers on libuv's thread pool with the native addon, in place. One digest
- * at a time: the pool's 4 threads also serve file system calls and DNS lookups, and hashing 8 MiB takes
- * ~5 ms (1.6 GB/s here), far less than sending it.
+ * at a time: hashing 8 MiB takes ~5 ms (1.6 GB/s here), far less than sending it.
  */
 export class NativeHasher {
-  #tail: Promise<unknown> = Promise.resolve();
+  readonly #queue = oneAtATime();
   /** Digests computed this way (tests check that parts take this path). */
   digests = 0;
 
   constructor(private readonly addon: Sha256Addon) {}
 
   digest(view: Uint8Array): Promise<Uint8Array> {
-    const run = this.#tail.then(() => this.addon.digest(view));
-    this.#tail = run.catch(() => undefined);
-    return run.then((d) => {
+    return this.#queue(() => this.addon.digest(view)).then((d) => {
       this.digests++;
       return d;
     });
@@ -159,10 +167,10 @@ export function loadNativeHasher(path = ADDON_PATH): NativeHasher | undefined {
 }
 
 /** What hashes upload parts in this process: the addon where it loads, else the worker thread. */
-export const partHasher: NativeHasher | SharedMemoryHasher = loadNativeHasher() ?? sharedMemoryHasher;
+export const partHasher: NativeHasher | SharedMemoryHasher = loadNativeHasher() ?? new SharedMemoryHasher();
 
-/** The last off-thread digest queued: the next one starts when it settles. */
-let offThreadTail: Promise<unknown> = Promise.resolve();
+/** WebCrypto's digests of large inputs in ordinary memory. */
+const webCryptoQueue = oneAtATime();
 
 /** Shaped like the SDK's Checksum / Hash (`new Sha256(secret?)`, update, digest, reset). */
 export class AsyncSha256 {
@@ -203,9 +211,7 @@ export class AsyncSha256 {
       }
     }
     const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    const run = offThreadTail.then(() => webcrypto.subtle.digest('SHA-256', data));
-    offThreadTail = run.catch(() => undefined);
-    return Buffer.from(await run);
+    return Buffer.from(await webCryptoQueue(() => webcrypto.subtle.digest('SHA-256', data)));
   }
 
   reset(): void {
