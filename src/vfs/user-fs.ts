@@ -56,8 +56,13 @@ export interface ObjectFileSystemOptions {
 const DIR_PERMISSIONS = 0o744;
 const FILE_PERMISSIONS = 0o644;
 const EPOCH = new Date(0);
-/** A positive "this directory exists" answer is reused this long, to spare a request per small upload. */
+/**
+ * A positive "this directory exists" answer is reused this long, to spare a request per small upload; so
+ * is a STAT's "nothing there", for the OPEN that follows it (see recentlyMissing).
+ */
 const DIR_CACHE_MS = 3000;
+/** Missing paths remembered per session; a client stats one path before each upload, so few are live. */
+const MAX_MISSING = 256;
 
 type Located = { path: string; location: StoreLocation; fileOnly: boolean };
 
@@ -70,6 +75,8 @@ export class ObjectFileSystem implements UserFileSystem {
   readonly home: string;
   private readonly store: ObjectStore;
   private readonly dirCache = new Map<string, number>();
+  /** Paths this session's STAT found to be neither file nor directory, and when. */
+  private readonly missing = new Map<string, number>();
   private readonly subdirs = new SubdirCache();
   private readonly prefetch: SequentialPrefetch | undefined;
 
@@ -119,7 +126,11 @@ export class ObjectFileSystem implements UserFileSystem {
     if (r.kind === 'virtual') return dirStat(EPOCH);
     const located = { path: p, location: r.location, fileOnly: r.fileOnly };
     this.check('stat', located);
-    return this.statLocated(located);
+    return this.statLocated(located).catch((e: unknown) => {
+      if (isGatewayError(e, 'NotFound') && !located.fileOnly && located.location.key !== '')
+        this.noteMissing(located.location);
+      throw e;
+    });
   }
 
   async openDir(path: string): Promise<DirHandle> {
@@ -209,8 +220,10 @@ export class ObjectFileSystem implements UserFileSystem {
     if (key === '') throw isADirectory(located.path);
     // At most one parallel round trip: the object, whether a directory of that name exists, and the
     // parent. A new file replacing whatever is there (sftp put) skips the first two when this session
-    // knows the directory's subdirectories, so that a small upload costs the store a single request.
-    const noDirectory = located.fileOnly || this.knownNotADirectory(located);
+    // knows the directory's subdirectories, so that a small upload costs the store a single request, or
+    // when the client's STAT just found nothing there (OpenSSH's put and scp ask before each upload).
+    const noDirectory =
+      located.fileOnly || this.knownNotADirectory(located) || this.recentlyMissing(located.location);
     const replaces = flags.create && flags.truncate && !flags.exclusive;
     let probed: Promise<KeyProbe>;
     if (!noDirectory) probed = this.probe(located.location);
@@ -258,6 +271,7 @@ export class ObjectFileSystem implements UserFileSystem {
     if (parent?.type !== 'directory') throw notFound(parentOf(located.path));
     const { bucket, key } = located.location;
     const at = Date.now();
+    this.missing.clear();
     await this.store.put(bucket, `${key}/`, Buffer.alloc(0));
     this.markDirectory(located.location, at);
     this.subdirs.learn(located.location, [], at);
@@ -318,6 +332,8 @@ export class ObjectFileSystem implements UserFileSystem {
     this.check('read', source);
     this.check('delete', source);
     this.check('write', target);
+    // The target is about to exist, perhaps as a directory.
+    this.missing.clear();
     const [srcStat, dstStat, dstParent] = await Promise.all([
       this.statLocated(source),
       this.statLocated(target).catch((e) => (isGatewayError(e, 'NotFound') ? undefined : Promise.reject(e))),
@@ -549,6 +565,30 @@ export class ObjectFileSystem implements UserFileSystem {
     );
     if (st?.type === 'directory') this.markDirectory(r.location);
     return st;
+  }
+
+  /**
+   * True once for a path this session's STAT found missing under DIR_CACHE_MS ago: the OPEN that follows
+   * need not ask again whether a directory of that name exists (on S3 a HEAD and a LIST). Another session's
+   * mkdir in between is missed, as SubdirCache misses it: a file and a directory of one name, which object
+   * storage allows. This session's own mkdir and rename forget every entry.
+   */
+  private recentlyMissing(location: StoreLocation): boolean {
+    const k = dirCacheKey(location);
+    const at = this.missing.get(k);
+    if (at === undefined) return false;
+    this.missing.delete(k);
+    return Date.now() - at < DIR_CACHE_MS;
+  }
+
+  private noteMissing(location: StoreLocation): void {
+    const k = dirCacheKey(location);
+    this.missing.delete(k);
+    if (this.missing.size >= MAX_MISSING) {
+      const oldest = this.missing.keys().next().value;
+      if (oldest !== undefined) this.missing.delete(oldest);
+    }
+    this.missing.set(k, Date.now());
   }
 
   private recentlySeenDirectory(location: StoreLocation): boolean {

@@ -125,6 +125,60 @@ describe('ObjectFileSystem: a new file in a directory whose subdirectories the s
   });
 });
 
+describe('ObjectFileSystem: OPEN for writing right after a STAT found nothing (sftp put, scp)', () => {
+  const f = countedLocalFs((home) => mkdirSync(path.join(home, 'd')));
+
+  it('asks the store nothing more about the target', async () => {
+    await f.fs.stat('/b/home/u/d');
+    await assert.rejects(f.fs.stat('/b/home/u/d/new'), (e) => isGatewayError(e, 'NotFound'));
+    f.calls.length = 0;
+    await upload(f.fs, '/b/home/u/d/new', 'body');
+    assert.deepEqual(f.calls, []);
+    assert.equal((await f.fs.stat('/b/home/u/d/new')).size, 4);
+  });
+
+  it('trusts the answer once: a second OPEN of the same path asks again', async () => {
+    await assert.rejects(f.fs.stat('/b/home/u/d/twice'), (e) => isGatewayError(e, 'NotFound'));
+    await upload(f.fs, '/b/home/u/d/twice', 'one');
+    f.calls.length = 0;
+    await upload(f.fs, '/b/home/u/d/twice', 'two');
+    assert.deepEqual(f.calls, ['probe home/u/d/twice']);
+  });
+
+  it('an OPEN that keeps existing data still reads the object (HEAD), not whether a folder exists', async () => {
+    await assert.rejects(f.fs.stat('/b/home/u/d/append'), (e) => isGatewayError(e, 'NotFound'));
+    f.calls.length = 0;
+    const flags = { read: false, write: true, create: true, truncate: false, exclusive: false, append: true };
+    const h = await f.fs.open('/b/home/u/d/append', flags);
+    await h.close();
+    assert.deepEqual(f.calls, ['head home/u/d/append']);
+  });
+
+  it('forgets the answer on this session\'s mkdir of that name: the upload is refused', async () => {
+    await assert.rejects(f.fs.stat('/b/home/u/d/sub'), (e) => isGatewayError(e, 'NotFound'));
+    await f.fs.mkdir('/b/home/u/d/sub');
+    // mkdir taught the subdirectory cache nothing about /b/home/u/d (never listed): only the memo could skip.
+    await assert.rejects(upload(f.fs, '/b/home/u/d/sub', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
+  });
+
+  it('forgets it on this session\'s rename onto that name', async () => {
+    await f.fs.mkdir('/b/home/u/d/src');
+    await assert.rejects(f.fs.stat('/b/home/u/d/moved'), (e) => isGatewayError(e, 'NotFound'));
+    await f.fs.rename('/b/home/u/d/src', '/b/home/u/d/moved', false);
+    await assert.rejects(upload(f.fs, '/b/home/u/d/moved', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
+  });
+
+  it('asks again once the answer is 3 s old (a directory another session made meanwhile)', async (t) => {
+    await assert.rejects(f.fs.stat('/b/home/u/d/late'), (e) => isGatewayError(e, 'NotFound'));
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    t.mock.timers.tick(3000);
+    mkdirSync(path.join(f.root, 'b', 'home', 'u', 'd', 'late'));
+    f.calls.length = 0;
+    await assert.rejects(upload(f.fs, '/b/home/u/d/late', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
+    assert.ok(f.calls.includes('probe home/u/d/late'), f.calls.join(', '));
+  });
+});
+
 describe('ObjectFileSystem: OPENDIR of a directory the session has just seen', () => {
   const f = countedLocalFs((home) => {
     mkdirSync(path.join(home, 'd'));
