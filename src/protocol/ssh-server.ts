@@ -33,14 +33,20 @@ const WRITE_BACKLOG_LIMIT = 16 * 1024 * 1024;
 
 /**
  * What clients may send ahead, summed over all SFTP channels: each channel gets a share between
- * MIN_CHANNEL_WINDOW and MAX_CHANNEL_WINDOW, so up to 8 sessions get 4 MiB and 64 concurrent uploads
- * hold 32 MiB in flight instead of ssh2's 64 x 2 MiB. 4 MiB rather than ssh2's (and OpenSSH's) 2 MiB:
+ * MIN_CHANNEL_WINDOW and MAX_CHANNEL_WINDOW, so up to 4 sessions get 4 MiB, 8 get 2 MiB, and 64 concurrent
+ * uploads hold 16 MiB in flight instead of ssh2's 64 x 2 MiB. 16 MiB rather than 32: what a paused channel
+ * holds waits behind the write backlog for a second or more, long enough for its buffers to reach V8's old
+ * generation, which frees them only at a full collection; with 32 MiB here and a per-session backlog
+ * allowance of 256 KiB, 64 x 64 MiB uploads on S3 held ~27 MiB in paused channels, ~31 MiB of backlog and
+ * up to 50 MiB of such garbage, peaking at 276-307 MiB (Node 24, 6 runs); with 16 MiB and 128 KiB,
+ * 250-265 MiB (3 runs), at the same MB/s (bench/results/2026-11-23-analysis.md, eighteenth pass).
+ * 4 MiB rather than ssh2's (and OpenSSH's) 2 MiB:
  * an upload to S3 stalls whenever the event loop is busy storing a part and the client has used its
  * window; 256 MiB put on S3, 4 interleaved runs each: 89 -> 121 MB/s median (0.56x -> 0.81x the direct
  * SDK), local store and downloads unchanged. Needs the ssh2 patch that reads `maxWindow`
  * (scripts/patch-dependencies.mjs).
  */
-const WINDOW_BUDGET = 32 * 1024 * 1024;
+const WINDOW_BUDGET = 16 * 1024 * 1024;
 const MIN_CHANNEL_WINDOW = 256 * 1024;
 const MAX_CHANNEL_WINDOW = 4 * 1024 * 1024;
 /** Buffered bytes at which a paused SFTP channel stops refilling its window (see resizeWindows). */

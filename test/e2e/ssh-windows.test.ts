@@ -1,6 +1,6 @@
 /**
  * The receive windows the gateway grants SFTP channels (patched ssh2, see scripts/patch-dependencies.mjs):
- * a channel opens with 256 KiB, grows to 4 MiB while few sessions are open, and to its share of a 32 MiB
+ * a channel opens with 256 KiB, grows to 4 MiB while few sessions are open, and to its share of a 16 MiB
  * budget when many are. Observed from a real ssh2 client, whose channel tracks the window the server has
  * granted it (`outgoing.window`), while it writes real SFTP WRITE packets to the real gateway process.
  */
@@ -111,11 +111,11 @@ describe('SFTP channel receive windows', () => {
     assert.ok(largest <= 4096 * KiB, `window stays within 4 MiB (largest ${largest})`);
   });
 
-  test('with 40 sessions open a channel is refilled only to its share of 32 MiB', async () => {
+  test('with 40 sessions open a channel is refilled only to its share of 16 MiB', async () => {
     const channels = [await openChannel()];
     for (let i = 1; i < 40; i++) channels.push(await openChannel());
-    // 32 MiB / 41 SFTP channels (one from the test above is still open), in whole 32 KiB packets.
-    const share = Math.floor((32 * 1024 * KiB) / 41 / (32 * KiB)) * 32 * KiB;
+    // 16 MiB / 41 SFTP channels (one from the test above is still open), in whole 32 KiB packets.
+    const share = Math.floor((16 * 1024 * KiB) / 41 / (32 * KiB)) * 32 * KiB;
     const largest = await upload(channels[0]!, 'crowded.bin', 8 * 1024 * KiB);
     assert.ok(largest <= share, `window ${largest} within the share ${share}`);
     assert.ok(largest > share / 2, `window ${largest} was refilled`);

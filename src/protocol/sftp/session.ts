@@ -52,8 +52,11 @@ export interface SftpSession {
 }
 
 export const DEFAULT_MAX_PENDING_WRITE_BYTES = 16 * 1024 * 1024;
-/** While the shared write backlog is over its limit, a session may still have this much pending. */
-export const BACKLOG_SESSION_ALLOWANCE = 256 * 1024;
+/**
+ * While the shared write backlog is over its limit, a session may still have this much pending: it stops
+ * reading after one of OpenSSH's 255 KiB WRITEs (after two with 256 KiB, 16 MiB more across 64 sessions).
+ */
+export const BACKLOG_SESSION_ALLOWANCE = 128 * 1024;
 /** Fits OpenSSH's 64 in-flight reads of 261,120 bytes, so a well-behaved client is never throttled. */
 export const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 /** Far above what clients use (OpenSSH keeps 64 in flight), low enough to bound memory. */
