@@ -58,11 +58,11 @@ const FILE_PERMISSIONS = 0o644;
 const EPOCH = new Date(0);
 /**
  * A positive "this directory exists" answer is reused this long, to spare a request per small upload; so
- * is a STAT's "nothing there", for the OPEN that follows it (see recentlyMissing).
+ * is a STAT's answer for a file or for nothing there, for the OPEN that follows it (see recentStat).
  */
 const DIR_CACHE_MS = 3000;
-/** Missing paths remembered per session; a client stats one path before each upload, so few are live. */
-const MAX_MISSING = 256;
+/** STAT answers remembered per session; a client stats one path before each upload, so few are live. */
+const MAX_STAT_ANSWERS = 256;
 
 type Located = { path: string; location: StoreLocation; fileOnly: boolean };
 
@@ -75,8 +75,8 @@ export class ObjectFileSystem implements UserFileSystem {
   readonly home: string;
   private readonly store: ObjectStore;
   private readonly dirCache = new Map<string, number>();
-  /** Paths this session's STAT found to be neither file nor directory, and when. */
-  private readonly missing = new Map<string, number>();
+  /** What this session's STATs found at paths that are not directories: the object, or nothing; and when. */
+  private readonly statAnswers = new Map<string, { at: number; object: ObjectInfo | undefined }>();
   private readonly subdirs = new SubdirCache();
   private readonly prefetch: SequentialPrefetch | undefined;
 
@@ -126,11 +126,7 @@ export class ObjectFileSystem implements UserFileSystem {
     if (r.kind === 'virtual') return dirStat(EPOCH);
     const located = { path: p, location: r.location, fileOnly: r.fileOnly };
     this.check('stat', located);
-    return this.statLocated(located).catch((e: unknown) => {
-      if (isGatewayError(e, 'NotFound') && !located.fileOnly && located.location.key !== '')
-        this.noteMissing(located.location);
-      throw e;
-    });
+    return this.statLocated(located, true);
   }
 
   async openDir(path: string): Promise<DirHandle> {
@@ -221,17 +217,22 @@ export class ObjectFileSystem implements UserFileSystem {
     // At most one parallel round trip: the object, whether a directory of that name exists, and the
     // parent. A new file replacing whatever is there (sftp put) skips the first two when this session
     // knows the directory's subdirectories, so that a small upload costs the store a single request, or
-    // when the client's STAT just found nothing there (OpenSSH's put and scp ask before each upload).
-    const noDirectory =
-      located.fileOnly || this.knownNotADirectory(located) || this.recentlyMissing(located.location);
+    // when the client's STAT has just answered them (OpenSSH's put and scp ask before each upload); a
+    // file found there also answers for the parent, and needs no request at all when it is replaced.
+    const recent = this.recentStat(located.location);
+    const noDirectory = located.fileOnly || this.knownNotADirectory(located) || recent !== undefined;
     const replaces = flags.create && flags.truncate && !flags.exclusive;
+    const stillThere = replaces ? recent?.object : undefined;
     let probed: Promise<KeyProbe>;
-    if (!noDirectory) probed = this.probe(located.location);
+    if (stillThere) probed = Promise.resolve({ object: stillThere });
+    else if (!noDirectory) probed = this.probe(located.location);
     else if (replaces) probed = Promise.resolve({});
     else probed = this.store.head(bucket, key).then((object) => ({ object }));
     const [{ object: existing, folder: directoryBelow }, parent] = await Promise.all([
       probed,
-      located.fileOnly ? Promise.resolve<FileStat | undefined>(dirStat(EPOCH)) : this.parentStat(located),
+      located.fileOnly || recent?.object
+        ? Promise.resolve<FileStat | undefined>(dirStat(EPOCH))
+        : this.parentStat(located),
     ]);
     if (!existing) {
       if (directoryBelow) throw isADirectory(located.path);
@@ -271,7 +272,7 @@ export class ObjectFileSystem implements UserFileSystem {
     if (parent?.type !== 'directory') throw notFound(parentOf(located.path));
     const { bucket, key } = located.location;
     const at = Date.now();
-    this.missing.clear();
+    this.statAnswers.clear();
     await this.store.put(bucket, `${key}/`, Buffer.alloc(0));
     this.markDirectory(located.location, at);
     this.subdirs.learn(located.location, [], at);
@@ -333,7 +334,7 @@ export class ObjectFileSystem implements UserFileSystem {
     this.check('delete', source);
     this.check('write', target);
     // The target is about to exist, perhaps as a directory.
-    this.missing.clear();
+    this.statAnswers.clear();
     const [srcStat, dstStat, dstParent] = await Promise.all([
       this.statLocated(source),
       this.statLocated(target).catch((e) => (isGatewayError(e, 'NotFound') ? undefined : Promise.reject(e))),
@@ -488,7 +489,8 @@ export class ObjectFileSystem implements UserFileSystem {
     return key === '' ? undefined : this.store.openObject(bucket, key, { speculative: true });
   }
 
-  private async statLocated(located: Located): Promise<FileStat> {
+  /** `remember`: keep a file's or nothing's answer for the OPEN that may follow (a client's own STAT). */
+  private async statLocated(located: Located, remember = false): Promise<FileStat> {
     const { bucket, key } = located.location;
     if (key === '') {
       if (await this.store.bucketExists(bucket)) return dirStat(EPOCH);
@@ -500,11 +502,15 @@ export class ObjectFileSystem implements UserFileSystem {
       return fileStat(info);
     }
     const found = await this.probe(located.location);
-    if (found.object) return fileStat(found.object);
+    if (found.object) {
+      if (remember) this.noteStat(located.location, found.object);
+      return fileStat(found.object);
+    }
     if (found.folder) {
       this.markDirectory(located.location);
       return dirStat(found.folder.marker?.lastModified ?? EPOCH);
     }
+    if (remember) this.noteStat(located.location, undefined);
     throw notFound(located.path);
   }
 
@@ -568,27 +574,28 @@ export class ObjectFileSystem implements UserFileSystem {
   }
 
   /**
-   * True once for a path this session's STAT found missing under DIR_CACHE_MS ago: the OPEN that follows
-   * need not ask again whether a directory of that name exists (on S3 a HEAD and a LIST). Another session's
-   * mkdir in between is missed, as SubdirCache misses it: a file and a directory of one name, which object
-   * storage allows. This session's own mkdir and rename forget every entry.
+   * Once, what this session's STAT found at a path under DIR_CACHE_MS ago, when it was a file or nothing:
+   * the OPEN that follows need not ask again whether a directory of that name exists (on S3 a HEAD and a
+   * LIST), nor, for a file it replaces, whether the parent does. Another session's change in between is
+   * missed, as SubdirCache misses it: at worst a file and a directory of one name, which object storage
+   * allows. This session's own mkdir and rename forget every answer.
    */
-  private recentlyMissing(location: StoreLocation): boolean {
+  private recentStat(location: StoreLocation): { object: ObjectInfo | undefined } | undefined {
     const k = dirCacheKey(location);
-    const at = this.missing.get(k);
-    if (at === undefined) return false;
-    this.missing.delete(k);
-    return Date.now() - at < DIR_CACHE_MS;
+    const answer = this.statAnswers.get(k);
+    if (answer === undefined) return undefined;
+    this.statAnswers.delete(k);
+    return Date.now() - answer.at < DIR_CACHE_MS ? answer : undefined;
   }
 
-  private noteMissing(location: StoreLocation): void {
+  private noteStat(location: StoreLocation, object: ObjectInfo | undefined): void {
     const k = dirCacheKey(location);
-    this.missing.delete(k);
-    if (this.missing.size >= MAX_MISSING) {
-      const oldest = this.missing.keys().next().value;
-      if (oldest !== undefined) this.missing.delete(oldest);
+    this.statAnswers.delete(k);
+    if (this.statAnswers.size >= MAX_STAT_ANSWERS) {
+      const oldest = this.statAnswers.keys().next().value;
+      if (oldest !== undefined) this.statAnswers.delete(oldest);
     }
-    this.missing.set(k, Date.now());
+    this.statAnswers.set(k, { at: Date.now(), object });
   }
 
   private recentlySeenDirectory(location: StoreLocation): boolean {

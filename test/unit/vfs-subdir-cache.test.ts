@@ -125,8 +125,29 @@ describe('ObjectFileSystem: a new file in a directory whose subdirectories the s
   });
 });
 
-describe('ObjectFileSystem: OPEN for writing right after a STAT found nothing (sftp put, scp)', () => {
-  const f = countedLocalFs((home) => mkdirSync(path.join(home, 'd')));
+describe('ObjectFileSystem: OPEN for writing right after a STAT (sftp put, scp)', () => {
+  const f = countedLocalFs((home) => {
+    mkdirSync(path.join(home, 'd'));
+    mkdirSync(path.join(home, 'e'));
+    writeFileSync(path.join(home, 'e', 'old'), 'old body');
+  });
+
+  it('replaces a file the STAT found without asking the store anything, not even about the parent', async () => {
+    assert.equal((await f.fs.stat('/b/home/u/e/old')).size, 8);
+    f.calls.length = 0;
+    await upload(f.fs, '/b/home/u/e/old', 'new');
+    assert.deepEqual(f.calls, []);
+    assert.equal((await f.fs.stat('/b/home/u/e/old')).size, 3);
+  });
+
+  it('for a file the STAT found, an OPEN that keeps its data reads it again (HEAD)', async () => {
+    await f.fs.stat('/b/home/u/e/old');
+    f.calls.length = 0;
+    const flags = { read: false, write: true, create: true, truncate: false, exclusive: false, append: true };
+    const h = await f.fs.open('/b/home/u/e/old', flags);
+    await h.close();
+    assert.deepEqual(f.calls, ['head home/u/e/old']);
+  });
 
   it('asks the store nothing more about the target', async () => {
     await f.fs.stat('/b/home/u/d');
