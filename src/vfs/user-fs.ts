@@ -291,6 +291,7 @@ export class ObjectFileSystem implements UserFileSystem {
       throw notEmpty(located.path);
     await this.store.delete(bucket, [`${key}/`]);
     this.dirCache.clear();
+    this.statAnswers.clear();
   }
 
   async remove(path: string): Promise<void> {
@@ -307,6 +308,7 @@ export class ObjectFileSystem implements UserFileSystem {
     this.prefetch?.invalidate();
     // On S3 a directory without a marker vanishes with its last key.
     this.dirCache.clear();
+    this.statAnswers.clear();
   }
 
   async rename(from: string, to: string, overwrite: boolean): Promise<void> {
@@ -578,7 +580,7 @@ export class ObjectFileSystem implements UserFileSystem {
    * the OPEN that follows need not ask again whether a directory of that name exists (on S3 a HEAD and a
    * LIST), nor, for a file it replaces, whether the parent does. Another session's change in between is
    * missed, as SubdirCache misses it: at worst a file and a directory of one name, which object storage
-   * allows. This session's own mkdir and rename forget every answer.
+   * allows. This session's own mkdir, rename, remove and rmdir forget every answer.
    */
   private recentStat(location: StoreLocation): { object: ObjectInfo | undefined } | undefined {
     const k = dirCacheKey(location);

@@ -123,6 +123,29 @@ describe('/metrics end to end (S3 store)', { skip: s3SkipReason() }, () => {
       }
     }
   });
+
+  test('an OpenSSH put asks S3 about its target once: the OPEN after the STAT sends no HEAD of its own', async () => {
+    const src = path.join(work, 'small');
+    await makeFile(src, 1000);
+    const heads = async () =>
+      sum(await scrape(gw.metricsPort!), 'sftp_gateway_s3_request_duration_seconds_count', {
+        operation: 'HeadObject',
+      });
+    // One session each: a new file, then the same name again. Each session stats its home once (the
+    // directory's own object and its first key below; the home then counts as seen for the OPEN), and
+    // `put` STATs the target before it OPENs it: 2 HEADs per session, where the OPEN used to send a third.
+    for (const what of ['new file', 'overwrite']) {
+      const before = await heads();
+      const r = await gw.sftp(`put ${src} once.bin\n`, { key });
+      assert.equal(r.code, 0, r.stderr);
+      await waitFor(
+        async () => value(await scrape(gw.metricsPort!), 'sftp_gateway_sessions_active') === 0,
+        5000,
+        'the session to end',
+      );
+      assert.equal((await heads()) - before, 2, what);
+    }
+  });
 });
 
 function errorsOf(families: Map<string, MetricFamily>): string {

@@ -189,6 +189,15 @@ describe('ObjectFileSystem: OPEN for writing right after a STAT (sftp put, scp)'
     await assert.rejects(upload(f.fs, '/b/home/u/d/moved', 'x'), (e) => isGatewayError(e, 'IsADirectory'));
   });
 
+  it('forgets it on this session\'s remove and rmdir: a file is not created in a folder that has gone', async () => {
+    await f.fs.mkdir('/b/home/u/gone');
+    await upload(f.fs, '/b/home/u/gone/x', 'x');
+    assert.equal((await f.fs.stat('/b/home/u/gone/x')).type, 'file');
+    await f.fs.remove('/b/home/u/gone/x');
+    await f.fs.rmdir('/b/home/u/gone');
+    await assert.rejects(upload(f.fs, '/b/home/u/gone/x', 'x'), (e) => isGatewayError(e, 'NotFound'));
+  });
+
   it('asks again once the answer is 3 s old (a directory another session made meanwhile)', async (t) => {
     await assert.rejects(f.fs.stat('/b/home/u/d/late'), (e) => isGatewayError(e, 'NotFound'));
     t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
