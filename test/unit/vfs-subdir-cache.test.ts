@@ -66,6 +66,12 @@ async function upload(fs: ObjectFileSystem, p: string, body: string): Promise<vo
   await h.close();
 }
 
+/** Opens `p` for appending, keeping what is there (a resumed upload), and closes it without writing. */
+async function openForAppend(fs: ObjectFileSystem, p: string): Promise<void> {
+  const h = await fs.open(p, { read: false, write: true, create: true, truncate: false, exclusive: false, append: true });
+  await h.close();
+}
+
 /** A user filesystem on a fresh LocalStore under home /b/home/u whose HEAD and LIST calls are counted. */
 function countedLocalFs(prepare: (home: string) => void = () => undefined) {
   const f = { root: '', calls: [] as string[], fs: undefined as unknown as ObjectFileSystem };
@@ -143,9 +149,7 @@ describe('ObjectFileSystem: OPEN for writing right after a STAT (sftp put, scp)'
   it('for a file the STAT found, an OPEN that keeps its data reads it again (HEAD)', async () => {
     await f.fs.stat('/b/home/u/e/old');
     f.calls.length = 0;
-    const flags = { read: false, write: true, create: true, truncate: false, exclusive: false, append: true };
-    const h = await f.fs.open('/b/home/u/e/old', flags);
-    await h.close();
+    await openForAppend(f.fs, '/b/home/u/e/old');
     assert.deepEqual(f.calls, ['head home/u/e/old']);
   });
 
@@ -169,9 +173,7 @@ describe('ObjectFileSystem: OPEN for writing right after a STAT (sftp put, scp)'
   it('an OPEN that keeps existing data still reads the object (HEAD), not whether a folder exists', async () => {
     await assert.rejects(f.fs.stat('/b/home/u/d/append'), (e) => isGatewayError(e, 'NotFound'));
     f.calls.length = 0;
-    const flags = { read: false, write: true, create: true, truncate: false, exclusive: false, append: true };
-    const h = await f.fs.open('/b/home/u/d/append', flags);
-    await h.close();
+    await openForAppend(f.fs, '/b/home/u/d/append');
     assert.deepEqual(f.calls, ['head home/u/d/append']);
   });
 
