@@ -21,7 +21,7 @@ import {
   tempDir,
 } from '../support/gateway.js';
 import { type S3TestServer, s3SkipReason, startS3 } from '../support/s3.js';
-import { type HAProxy, s3Storage, startHAProxy } from './ops-support.js';
+import { type HAProxy, s3Storage, startHAProxy, waitFor } from './ops-support.js';
 
 const MiB = 1024 * 1024;
 const CLIENT_IP = '127.0.0.2';
@@ -146,6 +146,9 @@ describe('two replicas behind HAProxy with PROXY protocol v2', { skip }, () => {
     await makeFile(src, 7 * MiB + 11);
     const up = await sftp(`put ${src} shared\n`);
     assert.equal(up.code, 0, up.stderr);
+    // Audit lines are written after the replies they record (logging.writeIntervalMs), so the client may
+    // exit before its CLOSE line reaches the pipe: wait for it rather than read the log at once.
+    await waitFor(() => servedBy('CLOSE', 'shared', 'write').length > 0, 5_000, 'the upload\'s CLOSE line');
     const uploader = servedBy('CLOSE', 'shared', 'write');
     assert.equal(uploader.length, 1, 'one replica stored the file');
     // Round robin: within two more connections the other replica serves a download.
@@ -154,6 +157,7 @@ describe('two replicas behind HAProxy with PROXY protocol v2', { skip }, () => {
       const down = await sftp(`get shared ${src}.${i}\n`);
       assert.equal(down.code, 0, down.stderr);
       assert.equal(await sha256File(`${src}.${i}`), await sha256File(src));
+      await waitFor(() => servedBy('CLOSE', 'shared', 'read').length > i, 5_000, 'the download\'s CLOSE line');
       downloader = servedBy('CLOSE', 'shared', 'read');
     }
     assert.ok(
@@ -200,11 +204,11 @@ describe('two replicas behind HAProxy with PROXY protocol v2', { skip }, () => {
     });
     assert.equal(outcome.closed, true, 'closed by the gateway');
     assert.equal(outcome.data, '', 'no SSH banner');
-    assert.ok(
-      target
-        .logLines()
-        .some((l) => l['source-ip'] === CLIENT_IP && String(l['msg']).includes('trusted source only')),
-      'the refusal is logged with the untrusted address',
+    // The refusal is logged with the untrusted address. Waited for, not read at once: the line is written
+    // at the end of the turn that closed the socket, and the client may see the close first.
+    await target.waitForLog(
+      (l) => l['source-ip'] === CLIENT_IP && String(l['msg']).includes('trusted source only'),
+      5_000,
     );
     // And OpenSSH straight to a replica, bypassing HAProxy, fails too.
     const direct = await run(
