@@ -93,6 +93,55 @@ describe('parseListObjectsV2', () => {
     refuse('<ListBucketResult><Contents><Key enc="x">a</Key></Contents></ListBucketResult>', /attributes/);
     refuse('<ListBucketResult><Contents><Key><![CDATA[a]]></Key></Contents></ListBucketResult>', /markup/);
   });
+  it('reads LastModified in place when ISO with Z, and through Date otherwise', () => {
+    const at = (text: string) =>
+      parseListObjectsV2(
+        `<ListBucketResult><Contents><Key>a</Key><LastModified>${text}</LastModified></Contents></ListBucketResult>`,
+      ).objects[0]!.lastModified.getTime();
+    for (const text of [
+      '2026-11-21T11:22:33.456Z',
+      '2026-11-21T11:22:33Z',
+      '2024-02-29T23:59:59.999Z',
+      '1970-01-01T00:00:00.000Z',
+      // Not the in-place form: another offset, more fraction digits, a year below 100.
+      '2026-11-21T12:22:33.456+01:00',
+      '2026-11-21T11:22:33.456789Z',
+      '0099-01-02T03:04:05.000Z',
+    ])
+      assert.equal(at(text), new Date(text).getTime(), text);
+    assert.throws(() => at('2026-13-21T11:22:33.456Z'), /bad LastModified 2026-13-21/);
+    assert.throws(() => at('2026-11-21T11:22:3x.456Z'), /bad LastModified/);
+  });
+
+  it('reads Size as digits in place, and other spellings through Number', () => {
+    const size = (text: string) =>
+      parseListObjectsV2(`<ListBucketResult><Contents><Key>a</Key><Size>${text}</Size></Contents></ListBucketResult>`)
+        .objects[0]!.size;
+    assert.equal(size('0'), 0);
+    assert.equal(size('9007199254740991'), Number.MAX_SAFE_INTEGER);
+    assert.equal(size(' 12 '), 12);
+    assert.equal(size(''), 0);
+    assert.throws(() => size('9007199254740993'), /bad Size/);
+    assert.throws(() => size('1.5'), /bad Size/);
+  });
+
+  it('finds a field each element lacks only inside the element that has it', () => {
+    // The search for a missing tag is remembered; the element that has one must still get its own.
+    const xml =
+      '<ListBucketResult>' +
+      '<Contents><Key>a</Key><Size>1</Size></Contents>' +
+      '<Contents><Key>b</Key><Size>2</Size></Contents>' +
+      '<Contents><Key>c</Key><ETag>"c"</ETag><Size>3</Size></Contents>' +
+      '<Contents><Key>d</Key><Size>4</Size></Contents>' +
+      '<CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes><CommonPrefixes><PrefixX>q/</PrefixX></CommonPrefixes>' +
+      '</ListBucketResult>';
+    const page = parseListObjectsV2(xml);
+    assert.deepEqual(
+      page.objects.map((o) => [o.key, o.etag, o.size]),
+      [['a', '', 1], ['b', '', 2], ['c', '"c"', 3], ['d', '', 4]],
+    );
+    assert.deepEqual(page.prefixes, ['p/']);
+  });
 });
 
 describe('decodeXmlText', () => {
@@ -103,5 +152,8 @@ describe('decodeXmlText', () => {
   it('refuses a bare ampersand and references out of range', () => {
     assert.throws(() => decodeXmlText('a & b'), ListParseError);
     assert.throws(() => decodeXmlText('&#x110000;'), ListParseError);
+    assert.throws(() => decodeXmlText('&constructor;'), /unknown entity &constructor;/);
+    assert.throws(() => decodeXmlText('a &amp b'), /unterminated entity &amp b/);
+    assert.throws(() => decodeXmlText('&lt&gt;'), /unterminated entity &lt$/);
   });
 });
