@@ -121,7 +121,7 @@ main().then(
 );
 
 /**
- * Node flags the gateway wants on the command line (v8.setFlagsFromString is too late for both), which
+ * Node flags the gateway wants on the command line (v8.setFlagsFromString is too late for the first two), which
  * `npm start`, the image's CMD and the bench pass; say so at start when one is missing.
  *
  * --initial-heap-size=64: V8 sets the old generation's limit from the live heap, about 19 MiB here, and
@@ -136,6 +136,15 @@ main().then(
  * reducer leaves the old generation's limit so low that the next burst of requests runs a full
  * collection per request. 1,000 small uploads to S3 after 20 idle seconds took 26 s and 31 CPU-s
  * instead of 14 s and 5 CPU-s; Node 24 measured the same either way.
+ *
+ * --no-allocation-site-pretenuring: V8 watches which allocation sites' objects survive a young-generation
+ * collection and, once 85 % of one site's did, allocates that site's objects straight in the old
+ * generation. One collection that lands in the middle of an S3 listing page's parse sees the page's
+ * thousand entries alive and makes that call (`--trace-pretenuring`), and from then on every page is
+ * garbage in the old generation until a full collection: an `ls -l` of 100,000 S3 entries promoted
+ * 15 MB instead of 4 in 4 of 6 runs; RSS grew 19-23 MiB in 7 of 9 runs without the flag, 9-10 in all 5
+ * with it (Node 20; Node 24 20-23 against 13-17), and transfers cost the same CPU (bench, 2 rounds each).
+ * A gateway streams: what lives long (sessions, buffers) is allocated once.
  */
 function warnIfNodeFlagsMissing(logger: Logger): void {
   const major = Number(process.versions.node.split('.')[0]);
@@ -145,6 +154,13 @@ function warnIfNodeFlagsMissing(logger: Logger): void {
       { node: process.versions.node },
       'run the gateway with node --initial-heap-size=64 (npm start does): without it V8 runs a full garbage ' +
         'collection every few MiB of a transfer and downloads cost up to a third more CPU',
+    );
+  }
+  if (!flags.includes('--no-allocation-site-pretenuring')) {
+    logger.warn(
+      { node: process.versions.node },
+      'run the gateway with node --no-allocation-site-pretenuring (npm start does): without it V8 may start ' +
+        'allocating the entries of S3 listings straight in the old generation, and RSS grows twice as much while listing',
     );
   }
   // Node 22 is not measured, so it is warned too (the flag costs nothing).

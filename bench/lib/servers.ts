@@ -301,11 +301,16 @@ export interface GatewayServer extends SftpServer {
 }
 
 /**
- * Node flags of `npm start` (the container image's CMD has the first two; its Node 24 does not need the
- * third): the bench measures the same. Why each: warnIfNodeFlagsMissing in src/main.ts; without
+ * Node flags of `npm start` (the container image's CMD has all but the third, which its Node 24 does not
+ * need): the bench measures the same. Why each: warnIfNodeFlagsMissing in src/main.ts; without
  * --no-memory-reducer, a gateway that waited while other servers ran took 2x as long for small S3 uploads.
  */
-const GATEWAY_NODE_FLAGS = ['--max-semi-space-size=2', '--initial-heap-size=64', '--no-memory-reducer'];
+const GATEWAY_NODE_FLAGS = [
+  '--max-semi-space-size=2',
+  '--initial-heap-size=64',
+  '--no-memory-reducer',
+  '--no-allocation-site-pretenuring',
+];
 
 /** Starts dist/src/main.js with `nodeArgs` (node's own flags, e.g. --cpu-prof) in a fresh folder. */
 async function launchGateway(

@@ -7,6 +7,7 @@ import { scrape, sum } from './ops-support.js';
 
 const MEMORY_REDUCER_WARNING = /run the gateway with node --no-memory-reducer/;
 const HEAP_SIZE_WARNING = /run the gateway with node --initial-heap-size=64/;
+const PRETENURING_WARNING = /run the gateway with node --no-allocation-site-pretenuring/;
 const CRYPTO_WARNING = /native crypto binding is not loaded/;
 const major = Number(process.versions.node.split('.')[0]);
 
@@ -17,20 +18,23 @@ describe('node flags', () => {
   });
   const warned = (gw: TestGateway, re: RegExp) => gw.logLines().some((l) => re.test(String(l['msg'])));
 
-  it('npm start passes --initial-heap-size and --no-memory-reducer, and the gateway then says nothing about them', async () => {
-    for (const flag of ['--no-memory-reducer', '--initial-heap-size=64'])
+  it('npm start passes its V8 flags, and the gateway then says nothing about them', async () => {
+    for (const flag of ['--no-memory-reducer', '--initial-heap-size=64', '--no-allocation-site-pretenuring'])
       assert.ok(START_NODE_FLAGS.includes(flag), `npm start flags: ${START_NODE_FLAGS.join(' ')}`);
     const gw = await startGateway();
     started.push(gw);
     assert.equal(warned(gw, MEMORY_REDUCER_WARNING), false);
     assert.equal(warned(gw, HEAP_SIZE_WARNING), false);
+    assert.equal(warned(gw, PRETENURING_WARNING), false);
   });
 
-  it(`without them, Node ${major} warns about the heap size${major < 24 ? ' and the memory reducer' : ''} at start`, async () => {
+  it(`without them, Node ${major} warns about the heap size, pretenuring${major < 24 ? ' and the memory reducer' : ''} at start`, async () => {
     const gw = await startGateway({ nodeArgs: [] });
     started.push(gw);
     const line = await gw.waitForLog((l) => HEAP_SIZE_WARNING.test(String(l['msg'])));
     assert.equal(line['level'], 'warn');
+    const pretenuring = await gw.waitForLog((l) => PRETENURING_WARNING.test(String(l['msg'])));
+    assert.equal(pretenuring['level'], 'warn');
     if (major < 24) {
       const reducer = await gw.waitForLog((l) => MEMORY_REDUCER_WARNING.test(String(l['msg'])));
       assert.equal(reducer['level'], 'warn');

@@ -202,10 +202,11 @@ describe('Dockerfile', () => {
     );
     assert.deepEqual(JSON.parse(one(runtime, 'CMD').args), [
       'node',
-      // A small young generation (memory with many uploads) and a floor under the old generation's limit
-      // (CPU per transfer): the same flags as `npm start` and the bench.
+      // A small young generation (memory with many uploads), a floor under the old generation's limit
+      // (CPU per transfer), no pretenuring (memory while listing): the same flags as `npm start` and the bench.
       '--max-semi-space-size=2',
       '--initial-heap-size=64',
+      '--no-allocation-site-pretenuring',
       'dist/src/main.js',
       '--config',
       '/etc/sftp-gateway/gateway.yaml',
