@@ -1,0 +1,17 @@
+const { startS3, startBenchGateway, benchKey, SSH_OPTS } = await import((process.env.GWROOT ?? '/work/main') + '/dist/bench/lib/servers.js');
+import { spawnSync } from 'node:child_process';
+const s3 = await startS3(2);
+const { key, pub } = await benchKey();
+const gw = await startBenchGateway('s3', pub, s3, undefined, {}, (process.env.GWF ?? '--trace-gc-nvp').split(' '));
+const args = [...SSH_OPTS, '-i', key, '-P', String(gw.port), '-b', '-', `bench@127.0.0.1`];
+await new Promise((r) => setTimeout(r, 1000));
+const mark = gw.gateway.logs().length;
+const r = spawnSync('sftp', args, { input: `ls -l list-100000\n`, encoding: 'utf8', maxBuffer: 1 << 28 });
+await new Promise((r) => setTimeout(r, 300));
+const lines = gw.gateway.logs().slice(mark).split('\n').filter((l) => l.includes('gc='));
+const get = (l, k) => Number(new RegExp(`\\b${k}=([\\d.]+)`).exec(l)?.[1] ?? NaN);
+const sc = lines.filter((l) => /gc=s\b/.test(l)); const mc = lines.filter((l) => /gc=mc\b/.test(l) || /gc=mmc/.test(l));
+const sum = (a, k) => a.reduce((x, l) => x + (get(l, k) || 0), 0);
+console.log(`scavenges ${sc.length}, mark-compacts ${mc.length}; promoted ${(sum(sc, 'promoted') / 1e6).toFixed(1)} MB, semi_space_copied ${(sum(sc, 'semi_space_copied') / 1e6).toFixed(1)} MB, allocated ${(sum(lines, 'allocated') / 1e6).toFixed(1)} MB`);
+if (process.env.PRET) console.log(gw.gateway.logs().split('\n').filter((l) => /pretenur|tenure|AllocationSite|memento/i.test(l)).slice(0, 40).join('\n'));
+await gw.stop(); await s3.stop?.(); process.exit(0);

@@ -1,0 +1,27 @@
+const ROOTDIR = process.env.GWROOT ?? '/work/main'; const { startS3, startBenchGateway, benchKey, SSH_OPTS } = await import(ROOTDIR + '/dist/bench/lib/servers.js');
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+const s3 = await startS3(2);
+const { key, pub } = await benchKey();
+const out = process.env.HEAPSAMPLE_OUT = process.argv[2] ?? '/tmp/heapsample.json';
+process.env.NODE_OPTIONS = '--require ' + new URL('./heapsample.cjs', import.meta.url).pathname;
+const extraFlags = (process.env.GWFLAGS ?? '').split(' ').filter(Boolean);
+const gw = await startBenchGateway('s3', pub, s3, undefined, {}, extraFlags);
+delete process.env.NODE_OPTIONS;
+const args = [...SSH_OPTS, '-i', key, '-P', String(gw.port), '-b', '-', `bench@127.0.0.1`];
+const n = Number(process.argv[3] ?? 100000);
+// warm-up like the bench: none for ls-big (starts cold)
+await new Promise((r) => setTimeout(r, 1500));
+const series0 = JSON.parse(readFileSync(out, 'utf8')); const startT = series0.at(-1).t;
+const t = performance.now();
+const r = spawnSync('sftp', args, { input: `ls -l list-${n}\n`, encoding: 'utf8', maxBuffer: 1 << 28 });
+const secs = (performance.now() - t) / 1000;
+await new Promise((r) => setTimeout(r, 300));
+const s = JSON.parse(readFileSync(out, 'utf8')).filter((x) => x.t >= startT);
+const lines = r.stdout.split('\n').length;
+const peak = (k) => Math.max(...s.map((x) => x[k]));
+const f = (k) => `${k} ${s[0][k].toFixed(1)}→${peak(k).toFixed(1)} (+${(peak(k) - s[0][k]).toFixed(1)})`;
+console.log(`lines ${lines} ${secs.toFixed(2)} s; ${['rss', 'old', 'new', 'large_object', 'new_large_object', 'code', 'ab'].map(f).join('; ')}`);
+if (process.env.GWGC) console.log(gw.gateway.logs().split('\n').filter((l) => /Mark-Compact|Scavenge/.test(l)).length, 'gc lines');
+await gw.stop(); await s3.stop?.();
+process.exit(0);
