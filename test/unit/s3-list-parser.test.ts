@@ -142,6 +142,15 @@ describe('parseListObjectsV2', () => {
     );
     assert.deepEqual(page.prefixes, ['p/']);
   });
+
+  it('reads only <Contents> and <CommonPrefixes> elements, not longer names that begin the same', () => {
+    const xml =
+      '<ListBucketResult><Contents><Key>a</Key></Contents><ContentsInfo>x</ContentsInfo>' +
+      '<CommonPrefixesCount>1</CommonPrefixesCount><CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes></ListBucketResult>';
+    const page = parseListObjectsV2(xml);
+    assert.deepEqual(page.objects.map((o) => o.key), ['a']);
+    assert.deepEqual(page.prefixes, ['p/']);
+  });
 });
 
 describe('decodeXmlText', () => {

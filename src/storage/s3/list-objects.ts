@@ -69,8 +69,9 @@ function tag(name: string): Tag {
 }
 
 const LIST_BUCKET_RESULT = Buffer.from('<ListBucketResult');
-const CONTENTS = tag('Contents');
-const COMMON_PREFIXES = tag('CommonPrefixes');
+/** The repeated elements, opened without attributes: `<Contents>`, not `<Contents` (nor `<ContentsX>`). */
+const CONTENTS = { open: Buffer.from('<Contents>'), close: Buffer.from('</Contents>') };
+const COMMON_PREFIXES = { open: Buffer.from('<CommonPrefixes>'), close: Buffer.from('</CommonPrefixes>') };
 const KEY = tag('Key');
 const LAST_MODIFIED = tag('LastModified');
 const SIZE = tag('Size');
