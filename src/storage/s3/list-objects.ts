@@ -141,13 +141,8 @@ class PageBytes {
 
   /** The found element's text as a non-negative integer; NaN or a negative number if it is not one. */
   integer(): number {
-    let n = 0;
-    for (let i = this.start; i < this.end; i++) {
-      const d = this.bytes[i]! - 0x30;
-      if (d < 0 || d > 9) return Number(this.text());
-      n = n * 10 + d;
-    }
-    return n;
+    const n = digits(this.bytes, this.start, this.end - this.start);
+    return n >= 0 ? n : Number(this.text());
   }
 
   /** The found element's time: `YYYY-MM-DDTHH:MM:SS[.mmm]Z` read in place, anything else by Date. */
