@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { START_NODE_FLAGS } from '../../test/support/gateway.js';
 import { freePort, mustExec, sleep, stopChild, waitForPort } from './proc.js';
 
 /** The repository root, from dist/bench/lib/. */
@@ -301,16 +302,12 @@ export interface GatewayServer extends SftpServer {
 }
 
 /**
- * Node flags of `npm start` (the container image's CMD has all but the third, which its Node 24 does not
- * need): the bench measures the same. Why each: warnIfNodeFlagsMissing in src/main.ts; without
- * --no-memory-reducer, a gateway that waited while other servers ran took 2x as long for small S3 uploads.
+ * Node flags of `npm start`, read from package.json as the tests read them (the container image's CMD has
+ * all but --no-memory-reducer, which its Node 24 does not need): the bench measures the same. Why each:
+ * warnIfNodeFlagsMissing in src/main.ts; without --no-memory-reducer, a gateway that waited while other
+ * servers ran took 2x as long for small S3 uploads.
  */
-const GATEWAY_NODE_FLAGS = [
-  '--max-semi-space-size=2',
-  '--initial-heap-size=64',
-  '--no-memory-reducer',
-  '--no-allocation-site-pretenuring',
-];
+const GATEWAY_NODE_FLAGS = START_NODE_FLAGS;
 
 /** Starts dist/src/main.js with `nodeArgs` (node's own flags, e.g. --cpu-prof) in a fresh folder. */
 async function launchGateway(
