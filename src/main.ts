@@ -6,7 +6,7 @@ import { runPrimary } from './cluster/primary.js';
 import { connectToPrimary, workerPlace } from './cluster/worker.js';
 import { ConfigError, configPathFrom, loadConfig } from './config/load.js';
 import { watchConfigFile } from './config/watch.js';
-import { createLogger, type Logger } from './observability/logger.js';
+import { createLogger, type Logger, logProcessWarnings } from './observability/logger.js';
 
 const USAGE = `usage: sftp-s3-gateway [--config FILE]
        sftp-s3-gateway import describe-user.json [more.json ...] > users.yaml
@@ -48,11 +48,13 @@ async function main(): Promise<number> {
   }
   const rootLogger = createLogger({ level: config.logging.level, writeIntervalMs: config.logging.writeIntervalMs });
   if (cluster.isPrimary && config.server.workers > 1) {
+    logProcessWarnings(rootLogger);
     warnIfNodeFlagsMissing(rootLogger);
     return runPrimary(config, rootLogger);
   }
   const place = cluster.isWorker ? workerPlace(process.env) : undefined;
   const logger = place ? rootLogger.child({ worker: place.index }) : rootLogger;
+  logProcessWarnings(logger);
   if (!place) warnIfNodeFlagsMissing(logger);
   const primary = place && connectToPrimary(place, logger);
   // Loaded here, not at the top: a primary (server.workers > 1) never needs the SSH and S3 stacks.

@@ -33,6 +33,20 @@ export function createLogger(
   );
 }
 
+/**
+ * Process warnings (Node's deprecations, MaxListenersExceededWarning, the AWS SDK's
+ * NodeVersionSupportWarning on Node 20) become log lines like every other event. Node's default printer
+ * writes them to stderr as several lines of text, which a log collector takes as unparsed records
+ * without the time or level the JSON lines carry.
+ */
+export function logProcessWarnings(logger: Logger): void {
+  // Node's printer is the one listener it installs (none with --no-warnings); ours replaces it.
+  process.removeAllListeners('warning');
+  process.on('warning', (warning: Error & { code?: string; detail?: string }) => {
+    logger.warn({ warning: warning.name, code: warning.code, detail: warning.detail }, warning.message);
+  });
+}
+
 /** A logger that drops everything, for unit tests. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

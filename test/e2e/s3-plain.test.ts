@@ -40,6 +40,18 @@ describe('OpenSSH sftp and scp against the gateway on a plain S3 store (compatib
   after(() => stopS3Lane({ g, client, s3 }));
 
   const ok = (commands: string) => g.sftpOk(commands);
+
+  test('writes nothing to stderr: process warnings, the AWS SDK\'s among them, are JSON log lines', async () => {
+    await ok('pwd\n');
+    assert.equal(g.gw.stderr(), '');
+    // The SDK warns from its client's constructor on Node < 22 (NodeVersionSupportWarning).
+    if (Number(process.versions.node.split('.')[0]) < 22) {
+      const line = await g.gw.waitForLog((l) => /NodeVersionSupportWarning/.test(String(l['msg'])));
+      assert.equal(line['level'], 'warn');
+      assert.equal(line['warning'], 'Warning');
+    }
+  });
+
   const fails = async (commands: string, pattern: RegExp) => {
     const r = await g.sftp(commands);
     assert.notEqual(

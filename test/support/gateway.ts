@@ -125,8 +125,10 @@ export interface TestGateway {
   key: string;
   configFile: string;
   process: ChildProcess;
-  /** Everything the gateway wrote to stdout so far (JSON lines). */
+  /** Everything the gateway wrote to stdout so far (JSON lines), then to stderr. */
   logs(): string;
+  /** What the gateway wrote to stderr: only what comes before the logger (bad arguments, a bad config). */
+  stderr(): string;
   logLines(): Record<string, unknown>[];
   /** Waits (up to 10 s) for a log line matching `predicate`: the gateway writes its log asynchronously. */
   waitForLog(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
@@ -235,6 +237,7 @@ export async function launch(
     configFile,
     process: child,
     logs: () => out + err,
+    stderr: () => err,
     logLines: lines,
     async waitForLog(predicate, timeoutMs = 10_000) {
       const until = Date.now() + timeoutMs;

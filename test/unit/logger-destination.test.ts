@@ -74,4 +74,26 @@ describe('stdout log destination', () => {
       assert.deepEqual(lines.map((l) => [l.i, l.msg]), [[0, 'held'], [1, 'held'], [2, 'held']]);
     });
   }
+
+  it('logs process warnings as JSON lines on stdout instead of Node\'s text on stderr', () => {
+    const script = [
+      `const { createLogger, logProcessWarnings } = await import(${JSON.stringify(loggerModule)});`,
+      'const logger = createLogger({ writeIntervalMs: 0 });',
+      'logProcessWarnings(logger);',
+      'process.emitWarning(\'two\\nlines\', { type: \'TestWarning\', code: \'T1\', detail: \'why\' });',
+      'new Buffer(1);', // a deprecation, which Node emits itself
+    ].join('\n');
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.map((l) => [l['level'], l['warning'], l['code'], l['detail'], l['msg']]),
+      [
+        ['warn', 'TestWarning', 'T1', 'why', 'two\nlines'],
+        ['warn', 'DeprecationWarning', 'DEP0005', undefined, lines[1]?.['msg']],
+      ],
+    );
+    assert.match(String(lines[1]?.['msg']), /Buffer\(\) is deprecated/);
+  });
 });
