@@ -115,6 +115,31 @@ describe('OpenSSH sftp and scp against the gateway (local store)', () => {
     assert.equal(existsSync(path.join(home, 'd1')), false);
   });
 
+  test('cp copies inside the server (copy-data), and refuses a file onto itself without emptying it', async () => {
+    const src = path.join(work, 'cp-src');
+    await makeFile(src, 3 * MiB + 5);
+    await ok(`put ${src} cp-a\ncp cp-a cp-b\nmkdir cp-dir\ncp cp-b cp-dir/cp-c\n`);
+    for (const name of ['cp-b', 'cp-dir/cp-c'])
+      assert.equal(await sha256File(path.join(home, name)), await sha256File(src), name);
+    // Only the put's bytes crossed the connection: the copies are CLOSE lines without a client transfer.
+    const closes = gw
+      .logLines()
+      .filter((l) => l['activity-type'] === 'CLOSE' && String(l['path']).includes('/cp-'));
+    assert.deepEqual(
+      closes.map((l) => `${path.basename(String(l['path']))} ${l['mode']} ${l['bytes-in']} ${l['bytes-out']}`).sort(),
+      [
+        `cp-a read 0 ${3 * MiB + 5}`,
+        `cp-a write ${3 * MiB + 5} 0`,
+        `cp-b read 0 ${3 * MiB + 5}`,
+        `cp-b write ${3 * MiB + 5} 0`,
+        `cp-c write ${3 * MiB + 5} 0`,
+      ],
+    );
+    await fails('cp cp-a cp-a\n', /both the source and the target|Failure/);
+    assert.equal(await sha256File(path.join(home, 'cp-a')), await sha256File(src), 'cp-a keeps its content');
+    await fails('cp no-such-file cp-x\n', /No such file/);
+  });
+
   test('paths outside the home directory are refused', async () => {
     await writeFile(path.join(work, 'o'), 'out');
     // sftp's ls reports any failure to open a directory as "not found"; the status code itself is

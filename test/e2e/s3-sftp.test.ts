@@ -229,6 +229,19 @@ describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () =>
     }
   });
 
+  test('cp (copy-data) of a small and a 12 MiB file; a file onto itself keeps its object', async () => {
+    const big = path.join(work, 'cp-big');
+    await makeFile(big, 12 * MiB + 3);
+    const small = path.join(work, 'cp-small');
+    await makeFile(small, 1000);
+    await ok(`put ${big} cp-big\nput ${small} cp-small\ncp cp-big cp-big-2\ncp cp-small cp-small-2\n`);
+    assert.equal(await objectSha256(client, bucket(), k('cp-big-2')), await sha256File(big));
+    assert.equal(await objectSha256(client, bucket(), k('cp-small-2')), await sha256File(small));
+    await fails('cp cp-big cp-big\n', /Failure/);
+    assert.equal(await objectSha256(client, bucket(), k('cp-big')), await sha256File(big));
+    assert.deepEqual(await multipartUploads(client, bucket(), k('cp-')), []);
+  });
+
   test('reput of a 20 MiB file over a 12 MiB prefix: right bytes, via UploadPartCopy', async () => {
     const src = path.join(work, 'resume');
     await makeFile(src, 20 * MiB);

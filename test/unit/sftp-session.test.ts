@@ -351,6 +351,7 @@ describe('SFTP session', () => {
         ['fstatvfs@openssh.com', '2'],
         ['limits@openssh.com', '1'],
         ['fsync@openssh.com', '1'],
+        ['copy-data', '1'],
       ]),
     );
 
@@ -428,7 +429,7 @@ describe('SFTP session', () => {
     });
     assert.equal(status(await c.reply(closeId)).code, StatusCode.FAILURE);
     assert.equal(h.closed, false);
-    assert.equal(h.aborted, 'a write failed');
+    assert.equal(h.aborted, 'upload discarded: storage unavailable, try again');
     assert.deepEqual(
       c.events.map((e) => e.type),
       ['OPEN', 'ERROR', 'CLOSE'],
@@ -644,6 +645,87 @@ describe('SFTP session', () => {
     );
     assert.equal(fstatvfs.type, PacketType.EXTENDED_REPLY);
     await c.session.close('test done');
+  });
+
+  describe('copy-data', () => {
+    const source = Buffer.from(Array.from({ length: 700_000 }, (_, i) => i % 251));
+    const copyReq = (c: TestClient, from: Buffer, readOffset: number, length: number, to: Buffer, writeOffset: number) =>
+      c.request(PacketType.EXTENDED, (w) =>
+        w.string('copy-data').bytes(from).uint64(readOffset).uint64(length).bytes(to).uint64(writeOffset),
+      );
+    const setup = async () => {
+      const c = new TestClient();
+      c.fs.files.set('/home/alice/src', source);
+      await c.init();
+      const from = await c.open('src', OpenPflags.READ);
+      const to = await c.open('dst', WRITE_FLAGS);
+      return { c, from, to };
+    };
+
+    it('copies to the end of the source in chunks, through the handles, and counts the bytes', async () => {
+      const { c, from, to } = await setup();
+      assert.equal(status(await copyReq(c, from, 0, 0, to, 0)).code, StatusCode.OK);
+      const reads = c.fs.readHandles[0]!.reads;
+      assert.ok(reads.length >= 3, `${reads.length} reads`);
+      assert.ok(reads.every((r) => r.length <= 261120));
+      assert.equal(status(await c.request(PacketType.CLOSE, (w) => w.bytes(to))).code, StatusCode.OK);
+      assert.equal(status(await c.request(PacketType.CLOSE, (w) => w.bytes(from))).code, StatusCode.OK);
+      assert.ok(c.fs.files.get('/home/alice/dst')!.equals(source));
+      const closes = c.events.filter((e) => e.type === 'CLOSE');
+      assert.deepEqual(
+        closes.map((e) => [e.path, e.bytesIn, e.bytesOut]),
+        [['/home/alice/dst', source.length, 0], ['/home/alice/src', 0, source.length]],
+      );
+      await c.session.close('test done');
+    });
+
+    it('copies a range to an offset; a fixed length past the end answers EOF with what there was', async () => {
+      const { c, from, to } = await setup();
+      assert.equal(status(await copyReq(c, from, 1000, 5000, to, 0)).code, StatusCode.OK);
+      assert.equal(status(await copyReq(c, from, source.length - 10, 100, to, 5000)).code, StatusCode.EOF);
+      await c.request(PacketType.CLOSE, (w) => w.bytes(to));
+      const expected = Buffer.concat([source.subarray(1000, 6000), source.subarray(source.length - 10)]);
+      assert.ok(c.fs.files.get('/home/alice/dst')!.equals(expected));
+      await c.session.close('test done');
+    });
+
+    it('refuses handles of the wrong kind and a file copied onto itself, whose upload CLOSE then discards', async () => {
+      const { c, from, to } = await setup();
+      const wrong = status(await copyReq(c, to, 0, 0, from, 0));
+      assert.equal(wrong.code, StatusCode.FAILURE);
+      assert.match(wrong.message, /not open for reading/);
+      const bogus = status(await copyReq(c, from, 0, 0, Buffer.from('nope'), 0));
+      assert.equal(bogus.code, StatusCode.FAILURE);
+      assert.match(bogus.message, /invalid handle/);
+
+      // OpenSSH's `cp f f` opens f for reading, then for writing with truncation, then asks for the copy.
+      const self = await c.open('src', WRITE_FLAGS);
+      const same = status(await copyReq(c, from, 0, 0, self, 0));
+      assert.equal(same.code, StatusCode.FAILURE);
+      assert.match(same.message, /both the source and the target/);
+      assert.notEqual(status(await c.request(PacketType.CLOSE, (w) => w.bytes(self))).code, StatusCode.OK);
+      assert.equal(c.fs.writeHandles[1]!.closed, false);
+      assert.ok(c.fs.writeHandles[1]!.aborted !== undefined, 'the truncating upload is discarded');
+      assert.ok(c.fs.files.get('/home/alice/src')!.equals(source), 'the source is untouched');
+      await c.session.close('test done');
+    });
+
+    it('a read failing half way fails the copy and discards the target at CLOSE', async () => {
+      const { c, from, to } = await setup();
+      const handle = c.fs.readHandles[0]!;
+      const read = handle.read.bind(handle);
+      handle.read = async (offset, length) => {
+        if (offset > 0) throw new GatewayError('Failure', 'store went away');
+        return read(offset, length);
+      };
+      const failed = status(await copyReq(c, from, 0, 0, to, 0));
+      assert.equal(failed.code, StatusCode.FAILURE);
+      assert.match(failed.message, /store went away/);
+      assert.notEqual(status(await c.request(PacketType.CLOSE, (w) => w.bytes(to))).code, StatusCode.OK);
+      assert.equal(c.fs.files.has('/home/alice/dst'), false);
+      assert.ok(c.fs.writeHandles[0]!.aborted !== undefined);
+      await c.session.close('test done');
+    });
   });
 
   it('ends the session on a malformed packet without throwing', async () => {

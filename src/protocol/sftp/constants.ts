@@ -106,4 +106,5 @@ export const SERVER_EXTENSIONS: ReadonlyArray<readonly [string, string]> = [
   ['fstatvfs@openssh.com', '2'],
   ['limits@openssh.com', '1'],
   ['fsync@openssh.com', '1'],
+  ['copy-data', '1'],
 ];

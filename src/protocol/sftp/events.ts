@@ -13,13 +13,13 @@ export type SftpEvent =
     type: 'CLOSE';
     path: string;
     mode: 'read' | 'write';
-    /** Bytes the client uploaded through this handle. */
+    /** Bytes written through this handle: the client's uploads, and copy-data into it. */
     bytesIn: number;
-    /** Bytes sent to the client from this handle. */
+    /** Bytes read from this handle: sent to the client, or copied by copy-data. */
     bytesOut: number;
     durationMs: number;
     /**
-       * True when the upload was aborted instead of completed (the session ended, or a write failed); `ok`
+       * True when the upload was aborted instead of completed (the session ended, or a write or copy-data failed); `ok`
        * then says whether the abort itself succeeded (in keep-partial mode the vfs keeps what arrived).
        */
     aborted: boolean;

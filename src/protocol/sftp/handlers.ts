@@ -28,6 +28,7 @@ import {
   type WriteEntry,
   whenIdle,
 } from './handles.js';
+import { copyData, sameFileRefused } from './copy-data.js';
 import { formatLongname } from './longname.js';
 import { bufferPool } from './buffer-pool.js';
 import {
@@ -161,7 +162,8 @@ const close: Handler = (ctx, req, r) => {
       return ok(req.id);
     }
     if (entry.kind === 'write' && entry.writeError !== undefined) {
-      await releaseEntry(ctx, entry, 'a write failed');
+      // The audit line says why: a write's error, or a copy-data refused or failed.
+      await releaseEntry(ctx, entry, `upload discarded: ${toStatus(entry.writeError).message}`);
       throw entry.writeError;
     }
     await audited(
@@ -460,6 +462,29 @@ const extensions: Record<string, Handler> = {
   'fsync@openssh.com': (ctx, req, r) => {
     lookup(ctx, req, r.bytes());
     return Promise.resolve(ok(req.id));
+  },
+  'copy-data': (ctx, req, r) => {
+    const from = lookup(ctx, req, r.bytes());
+    const readOffset = r.uint64();
+    const length = r.uint64();
+    const to = lookup(ctx, req, r.bytes());
+    const writeOffset = r.uint64();
+    if (from.kind !== 'read') return reject(from.kind === 'write' ? wrongMode('reading') : invalidHandle());
+    if (to.kind !== 'write') return reject(to.kind === 'read' ? wrongMode('writing') : invalidHandle());
+    // Refused as by OpenSSH's sftp-server. `cp f f` opened f for writing with truncation before asking:
+    // the upload is marked failed so that its CLOSE discards it and f keeps its content.
+    if (from.path === to.path) {
+      to.writeError ??= sameFileRefused(to.path);
+      return reject(to.writeError);
+    }
+    const copy = copyData(from, to, { readOffset, length, writeOffset });
+    return track(from, track(to, copy)).then(
+      (end) => (end === 'eof' ? eof(req.id) : ok(req.id)),
+      (err: unknown) => {
+        ctx.emit({ type: 'ERROR', operation: 'COPY_DATA', path: to.path, message: toStatus(err).message });
+        throw err;
+      },
+    );
   },
 };
 
