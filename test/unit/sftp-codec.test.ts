@@ -133,6 +133,7 @@ describe('reply packets', () => {
       ['fstatvfs@openssh.com', '2'],
       ['limits@openssh.com', '1'],
       ['fsync@openssh.com', '1'],
+      ['copy-data', '1'],
     ]);
   });
 
