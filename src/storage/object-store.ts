@@ -72,7 +72,12 @@ export interface WriterOptions {
    * Start the new object with bytes [0, length) of this existing object, copied inside the store
    * (S3: UploadPartCopy) rather than through the gateway. Used for append and resume.
    */
-  base?: { info: ObjectInfo; length: number };
+  base?: {
+    info: ObjectInfo;
+    length: number;
+    /** The bucket the base object is in, when not the new object's (a copy between buckets). */
+    bucket?: string;
+  };
   /** Fail `complete()` with AlreadyExists if the key exists by then (SFTP OPEN with EXCL). */
   ifNoneMatch?: boolean;
   /** User metadata stored with the object (S3: x-amz-meta-*). */

@@ -34,9 +34,19 @@ export interface SetAttributes {
   mtime?: number;
 }
 
+/**
+ * A read handle's object as a write handle can copy it inside the store (copy-data). Opaque above the vfs:
+ * the protocol layer only hands it from one handle to the other.
+ */
+export interface CopySource {
+  readonly path: string;
+}
+
 export interface ReadHandle {
   readonly kind: 'read';
   readonly path: string;
+  /** Present when the object can be copied inside the store, as it was when opened. */
+  copySource?: CopySource;
   /** Up to `length` bytes at `offset`; an empty buffer means end of file. */
   read(offset: number, length: number): Promise<Buffer>;
   /** When the store can: fills `target` from `offset` without a buffer of its own; bytes read, 0 at end. */
@@ -56,6 +66,13 @@ export interface WriteHandle {
   write(offset: number, data: Buffer): Promise<void>;
   stat(): Promise<FileStat>;
   setstat(attrs: SetAttributes): Promise<void>;
+  /**
+   * When nothing has been written yet and the file keeps nothing of an older one: makes `source` the
+   * file's content so far, copied inside the store (S3: UploadPartCopy, no byte through the gateway), and
+   * resolves its size; later writes go after it. Resolves undefined when it cannot (another store, data
+   * already written): the caller then copies through the handles.
+   */
+  copyWhole?(source: CopySource): Promise<number | undefined>;
   /** Makes the file visible (completes the upload). */
   close(): Promise<void>;
   /** Discards the upload (connection dropped); keep-partial mode completes with what arrived instead. */

@@ -26,7 +26,7 @@ import type {
 } from './types.js';
 import { MAX_LEARNT_FILES, SequentialPrefetch } from './sequential-prefetch.js';
 import { MAX_LEARNT_SUBDIRS, SubdirCache } from './subdir-cache.js';
-import { ObjectWriteHandle, type WriteEndResult } from './write-handle.js';
+import { ObjectWriteHandle, StoreCopySource, type WriteEndResult } from './write-handle.js';
 
 export interface ObjectFileSystemOptions {
   store: ObjectStore;
@@ -204,6 +204,7 @@ export class ObjectFileSystem implements UserFileSystem {
       read: (offset, length) => reader.read(offset, length),
       stat: async () => fileStat(opened),
       close: () => reader.close(),
+      copySource: new StoreCopySource(located.path, this.store, located.location, opened),
     };
     // Assigned, not spread in: object spread is slow on Node 20, and every download opens a handle.
     if (reader.readInto) handle.readInto = reader.readInto.bind(reader);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { GatewayError, unsupported } from '../errors.js';
 import type { ObjectInfo, ObjectStore, ObjectWriter } from '../storage/object-store.js';
 import type { StoreLocation } from './paths.js';
-import type { FileStat, SetAttributes, WriteHandle } from './types.js';
+import type { CopySource, FileStat, SetAttributes, WriteHandle } from './types.js';
 
 export interface WriteHandleOptions {
   path: string;
@@ -30,6 +30,16 @@ export interface WriteEndResult {
 }
 
 const ZERO_CHUNK = 1024 * 1024;
+
+/** A read handle's object as it was opened, for ObjectWriteHandle.copyWhole (types.ts CopySource). */
+export class StoreCopySource implements CopySource {
+  constructor(
+    readonly path: string,
+    readonly store: ObjectStore,
+    readonly location: StoreLocation,
+    readonly info: ObjectInfo,
+  ) {}
+}
 
 interface Extent {
   offset: number;
@@ -80,6 +90,43 @@ export class ObjectWriteHandle implements WriteHandle {
       this.failure ??= e;
     });
     return step;
+  }
+
+  copyWhole(source: CopySource): Promise<number | undefined> {
+    if (this.ended) return Promise.reject(new GatewayError('Failure', `${this.path} is closed`));
+    const step = this.chain.then(() => this.adopt(source));
+    this.chain = step.then(
+      () => undefined,
+      (e) => {
+        this.failure ??= e;
+      },
+    );
+    return step;
+  }
+
+  /**
+   * The store's writer starts over with the whole source as its base, the way a resume keeps an older
+   * object: S3 copies it with UploadPartCopy at CLOSE (a source under 5 MiB is read back once), the local
+   * store with copy_file_range. Only for a file that has nothing yet and keeps nothing of an older one.
+   */
+  private async adopt(source: CopySource): Promise<number | undefined> {
+    if (!(source instanceof StoreCopySource) || source.store !== this.options.store) return undefined;
+    if (this.failure) throw this.failure;
+    const keepsOlder = this.options.existing !== undefined && !this.truncated;
+    const touched = this.received > 0 || this.next > 0 || this.window.size > 0 || this.spool !== undefined;
+    if (keepsOlder || touched || this.options.append) return undefined;
+    const { info, location } = source;
+    if (info.size === 0) return 0;
+    // Nothing was written, so there is nothing to lose: the writer the OPEN started is dropped.
+    await this.writer?.abort('replaced by a copy inside the store');
+    this.started = true;
+    this.next = info.size;
+    this.received = info.size;
+    this.writer = this.options.store.createWriter(this.options.location.bucket, this.options.location.key, {
+      base: { info, length: info.size, bucket: location.bucket },
+      ifNoneMatch: this.options.exclusive,
+    });
+    return info.size;
   }
 
   async stat(): Promise<FileStat> {

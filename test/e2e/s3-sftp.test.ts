@@ -229,7 +229,7 @@ describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () =>
     }
   });
 
-  test('cp (copy-data) of a small and a 12 MiB file; a file onto itself keeps its object', async () => {
+  test('cp (copy-data) of a small and a 12 MiB file, the big one by UploadPartCopy; a file onto itself keeps its object', async () => {
     const big = path.join(work, 'cp-big');
     await makeFile(big, 12 * MiB + 3);
     const small = path.join(work, 'cp-small');
@@ -237,6 +237,9 @@ describe('OpenSSH sftp and scp against the gateway on S3 (AWS-like lane)', () =>
     await ok(`put ${big} cp-big\nput ${small} cp-small\ncp cp-big cp-big-2\ncp cp-small cp-small-2\n`);
     assert.equal(await objectSha256(client, bucket(), k('cp-big-2')), await sha256File(big));
     assert.equal(await objectSha256(client, bucket(), k('cp-small-2')), await sha256File(small));
+    // Copied inside the store: the 12 MiB went by UploadPartCopy, not through the gateway.
+    assert.ok((await proxyLogCount(s3, k('cp-big-2'), 'UploadPartCopy')) >= 1, 'UploadPartCopy of cp-big-2');
+    assert.equal(await proxyLogCount(s3, k('cp-big-2'), 'UploadPart'), 0, 'and no UploadPart');
     await fails('cp cp-big cp-big\n', /Failure/);
     assert.equal(await objectSha256(client, bucket(), k('cp-big')), await sha256File(big));
     assert.deepEqual(await multipartUploads(client, bucket(), k('cp-')), []);

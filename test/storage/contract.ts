@@ -240,6 +240,23 @@ export function objectStoreContract(
       );
     });
 
+    it('a writer whose base is another object starts with a copy of it (copy-data), small or in parts', async () => {
+      n++;
+      for (const size of [3, 6 * 1024 * 1024 + 1]) {
+        const body = Buffer.alloc(size, size % 251);
+        await store.put(bucket, k(`src-${size}`), body);
+        const h = (await store.head(bucket, k(`src-${size}`)))!;
+        const w = store.createWriter(bucket, k(`dst-${size}`), { base: { info: h, length: size, bucket } });
+        assert.equal(w.size, size);
+        await w.write(Buffer.from('+tail'));
+        await w.complete();
+        const copied = await readAll(await store.getStream(bucket, k(`dst-${size}`), { start: 0 }));
+        assert.equal(copied.length, size + 5);
+        assert.ok(copied.equals(Buffer.concat([body, Buffer.from('+tail')])), `${size} bytes`);
+        assert.ok((await readAll(await store.getStream(bucket, k(`src-${size}`), { start: 0 }))).equals(body));
+      }
+    });
+
     it('ifNoneMatch refuses an existing key with AlreadyExists', async () => {
       n++;
       await store.put(bucket, k('x'), Buffer.from('1'), { ifNoneMatch: true });

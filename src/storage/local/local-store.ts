@@ -796,7 +796,7 @@ class LocalWriter implements ObjectWriter {
       const base = this.options.base;
       if (base && base.length > 0) {
         // Copy only the requested prefix of the base object.
-        const source = this.store.filePath(this.bucket, base.info.key);
+        const source = this.store.filePath(base.bucket ?? this.bucket, base.info.key);
         await fs.copyFile(source, this.temp).catch((e) => {
           throw (e as NodeJS.ErrnoException).code === 'ENOENT'
             ? notFound(base.info.key)

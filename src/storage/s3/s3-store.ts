@@ -270,7 +270,9 @@ export class S3Store implements ObjectStore {
   }
 
   createWriter(bucket: string, key: string, options: WriterOptions = {}): ObjectWriter {
-    const w = new S3MultipartWriter(this.#ctx, bucket, key, options, (done) => this.#writers.delete(done));
+    const w = new S3MultipartWriter(this.#ctx, bucket, key, options, (done) => this.#writers.delete(done), {
+      sourceBucket: options.base?.bucket,
+    });
     this.#writers.add(w);
     return w;
   }
