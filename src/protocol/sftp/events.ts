@@ -19,8 +19,9 @@ export type SftpEvent =
     bytesOut: number;
     durationMs: number;
     /**
-       * True when the upload was aborted instead of completed (the session ended, or a write or copy-data failed); `ok`
-       * then says whether the abort itself succeeded (in keep-partial mode the vfs keeps what arrived).
+       * True when the upload was aborted instead of completed (the session ended, or a write or copy-data
+       * failed); `ok` then says whether the abort itself succeeded (in keep-partial mode the vfs keeps what
+       * arrived).
        */
     aborted: boolean;
   } & Outcome)
