@@ -163,8 +163,8 @@ export function table(rows: Row[]): string {
   return [head, sep, ...lines].join('\n');
 }
 
-/** The issue's targets, each with the figure it is judged on. */
-export function targets(rows: Row[]): string {
+/** The issue's targets, each with the figure it is judged on. `cores`: the machine's, for cpuCap. */
+export function targets(rows: Row[], cores = os.cpus().length): string {
   const out: string[] = [];
   const check = (
     label: string,
@@ -196,7 +196,7 @@ export function targets(rows: Row[]): string {
       );
     }
     if (r.server === 'gateway, S3') {
-      const cap = (anchor: Row) => swiftCap(r, a.sdk, anchor);
+      const cap = (anchor: Row) => swiftCap(r, a.sdk, anchor) ?? cpuCap(r, anchor, cores);
       if (a.sdk) check(`S3 ${tag} vs direct SDK`, speed(r) / speed(a.sdk), 0.9, true, '×', cap(a.sdk));
       if (a.rclone)
         check(`S3 ${tag} vs rclone`, speed(r) / speed(a.rclone), 1.5, true, '×', cap(a.rclone));
@@ -228,7 +228,7 @@ export function targets(rows: Row[]): string {
  * S3 client) can go below. (Without the SDK a request ends a little sooner: 12.3-12.8 ms per bare signed
  * 4 KiB PUT against 13.0-16.3 through the SDK, fourteenth pass of results/2026-11-23-analysis.md.) Small
  * downloads are not capped this way: a server may fetch the next files ahead, several at once (the
- * gateway does). Bulk rows are bound by CPU instead (the CPU table), and get no cap either.
+ * gateway does). Bulk rows are bound by CPU instead: cpuCap.
  */
 export function swiftCap(
   r: Row,
@@ -243,6 +243,24 @@ export function swiftCap(
     // The row's own work, done in the time Swift took: its speed scaled by seconds / serving.
     ratio: (speed(r) * r.seconds) / serving / speed(anchor),
     why: `Swift's ${serving.toFixed(2)} s serving the ${requests} requests the direct SDK (the gateway's S3 client) made for the same ${r.files ? `${r.files} ${r.workload.startsWith('ls') ? 'entries' : 'files'}` : 'work'}`,
+  };
+}
+
+/**
+ * The best ratio to `anchor` a bulk row could reach with the CPU work measured during it: the machine's
+ * busy core-seconds (the gateway, Swift, the OpenSSH clients, the bench itself) spread over every core with
+ * none idle. A bulk S3 transfer through the gateway runs Swift, the gateway and the clients' SSH on the
+ * same cores, where the direct SDK runs no SSH at all; when that work cannot fit in the time the target
+ * allows, only less work gets there. The reason names the gateway's own share of it.
+ */
+export function cpuCap(r: Row, anchor: Row, cores: number): { ratio: number; why: string } | undefined {
+  const work = r.cpu?.machine;
+  if (work === undefined || work <= 0 || cores <= 0 || r.workload.includes('small files') || r.workload.startsWith('ls'))
+    return undefined;
+  const gateway = r.cpu?.server === undefined ? '' : ` (the gateway's ${r.cpu.server.toFixed(2)})`;
+  return {
+    ratio: (speed(r) * r.seconds) / (work / cores) / speed(anchor),
+    why: `the row's ${work.toFixed(2)} busy core-seconds${gateway} on ${cores} cores`,
   };
 }
 

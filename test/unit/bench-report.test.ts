@@ -124,6 +124,37 @@ describe('bench targets: what Swift’s own time allows', () => {
   });
 });
 
+describe('bench targets: what the machine’s cores allow', () => {
+  const bulk = (server: string, seconds: number, cpu?: Row['cpu']): Row => ({
+    workload: 'get 1 file',
+    direction: 'get',
+    cipher: server === 'direct SDK' ? '-' : CIPHER,
+    server,
+    seconds,
+    bytes: 512 * 2 ** 20,
+    cpu,
+  });
+
+  it('says a missed bulk target is out of reach when the row’s measured CPU work does not fit the time it allows', () => {
+    // 0.9× the SDK allows 3.33 s, 6.67 core-seconds on 2 cores; the row kept them busy for 7.5.
+    const rows = [bulk('direct SDK', 3.0, { server: 2.3, machine: 5.1 }), bulk('gateway, S3', 4.0, { server: 2.7, machine: 7.5 })];
+    assert.deepEqual(targets(rows, 2).split('\n').slice(2), [
+      `| S3 get 1 file, ${CIPHER} vs direct SDK | 0.75× | ≥ 0.9× | **missed**; out of reach here: the row's 7.50 busy core-seconds (the gateway's 2.70) on 2 cores caps it at 0.80× |`,
+    ]);
+  });
+
+  it('leaves the miss unexplained when the cores had room, or with twice the cores', () => {
+    const rows = [bulk('direct SDK', 3.0, { machine: 5.1 }), bulk('gateway, S3', 4.0, { server: 2.7, machine: 5.5 })];
+    assert.deepEqual(targets(rows, 2).split('\n').slice(2), [
+      `| S3 get 1 file, ${CIPHER} vs direct SDK | 0.75× | ≥ 0.9× | **missed** |`,
+    ]);
+    const busy = [rows[0]!, bulk('gateway, S3', 4.0, { server: 2.7, machine: 7.5 })];
+    assert.deepEqual(targets(busy, 4).split('\n').slice(2), [
+      `| S3 get 1 file, ${CIPHER} vs direct SDK | 0.75× | ≥ 0.9× | **missed** |`,
+    ]);
+  });
+});
+
 describe('bench S3 request log', () => {
   it('counts the bucket’s requests by operation and measures the time Swift spent on them', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 's3log-'));
