@@ -107,7 +107,7 @@ export class ObjectWriteHandle implements WriteHandle {
   /**
    * The store's writer starts over with the whole source as its base, the way a resume keeps an older
    * object: S3 copies it with UploadPartCopy at CLOSE (a source under 5 MiB is read back once), the local
-   * store with copy_file_range. Only for a file that has nothing yet and keeps nothing of an older one.
+   * store with fs.copyFile. Only for a file that has nothing yet and keeps nothing of an older one.
    */
   private async adopt(source: CopySource): Promise<number | undefined> {
     if (!(source instanceof StoreCopySource) || source.store !== this.options.store) return undefined;
