@@ -257,6 +257,24 @@ export function objectStoreContract(
       }
     });
 
+    it('a writer whose base was replaced after it was read fails, and leaves no object', async () => {
+      n++;
+      for (const size of [3, 6 * 1024 * 1024 + 1]) {
+        await store.put(bucket, k(`v-${size}`), Buffer.alloc(size, 1));
+        const seen = (await store.head(bucket, k(`v-${size}`)))!;
+        // Another version of the same size: only the store's version marker tells them apart.
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        await store.put(bucket, k(`v-${size}`), Buffer.alloc(size, 2));
+        const w = store.createWriter(bucket, k(`v-copy-${size}`), { base: { info: seen, length: size } });
+        await assert.rejects(async () => {
+          await w.write(Buffer.from('+'));
+          await w.complete();
+        }, `${size} bytes`);
+        await w.abort().catch(() => undefined);
+        assert.equal(await store.head(bucket, k(`v-copy-${size}`)), undefined);
+      }
+    });
+
     it('ifNoneMatch refuses an existing key with AlreadyExists', async () => {
       n++;
       await store.put(bucket, k('x'), Buffer.from('1'), { ifNoneMatch: true });

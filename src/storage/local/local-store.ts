@@ -802,6 +802,13 @@ class LocalWriter implements ObjectWriter {
             ? notFound(base.info.key)
             : storeError('append', e);
         });
+        // Pinned to the version the caller saw, as S3's copy is by its ETag: a file replaced since (a
+        // resume racing another upload, a cp whose source was overwritten) fails the upload instead.
+        const now = await fs.stat(source).catch(() => undefined);
+        if (!now || infoOf(base.info.key, now).etag !== base.info.etag) {
+          await fs.rm(this.temp, { force: true });
+          throw new GatewayError('PreconditionFailed', `${base.info.key} changed since it was opened`);
+        }
         await fs.truncate(this.temp, base.length);
         handle = await fs.open(this.temp, 'r+');
       } else {
