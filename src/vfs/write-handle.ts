@@ -80,21 +80,24 @@ export class ObjectWriteHandle implements WriteHandle {
   }
 
   write(offset: number, data: Buffer): Promise<void> {
-    if (this.ended) return Promise.reject(new GatewayError('Failure', `${this.path} is closed`));
+    if (this.ended) return Promise.reject(this.closedError());
     this.received += data.length;
     const at = this.options.append ? this.appendCursor : offset;
     if (this.options.append) this.appendCursor += data.length;
-    const step = this.chain.then(() => this.apply(at, data));
-    // The chain keeps going after a failure so that later writes report it instead of hanging.
-    this.chain = step.catch((e) => {
-      this.failure ??= e;
-    });
-    return step;
+    return this.serial(() => this.apply(at, data));
   }
 
   copyWhole(source: CopySource): Promise<number | undefined> {
-    if (this.ended) return Promise.reject(new GatewayError('Failure', `${this.path} is closed`));
-    const step = this.chain.then(() => this.adopt(source));
+    if (this.ended) return Promise.reject(this.closedError());
+    return this.serial(() => this.adopt(source));
+  }
+
+  /**
+   * Runs `op` after everything queued before it, in call order. The chain keeps going after a failure so
+   * that later calls report it instead of hanging.
+   */
+  private serial<T>(op: () => Promise<T>): Promise<T> {
+    const step = this.chain.then(op);
     this.chain = step.then(
       () => undefined,
       (e) => {
@@ -102,6 +105,10 @@ export class ObjectWriteHandle implements WriteHandle {
       },
     );
     return step;
+  }
+
+  private closedError(): GatewayError {
+    return new GatewayError('Failure', `${this.path} is closed`);
   }
 
   /**
@@ -150,7 +157,7 @@ export class ObjectWriteHandle implements WriteHandle {
 
   async close(): Promise<void> {
     await this.chain;
-    if (this.ended) throw new GatewayError('Failure', `${this.path} is closed`);
+    if (this.ended) throw this.closedError();
     if (this.failure) {
       await this.finish('failed', this.failure);
       throw this.failure;

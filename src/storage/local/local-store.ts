@@ -482,14 +482,8 @@ export class LocalStore implements ObjectStore {
     const temp = path.join(this.tempDir, tempName());
     try {
       await fs.copyFile(from, temp);
-      if (source.etag) {
-        const st = await fs.stat(from);
-        if (infoOf(source.key, st).etag !== source.etag) {
-          throw new GatewayError(
-            'PreconditionFailed',
-            `${source.bucket}/${source.key} changed during the copy`,
-          );
-        }
+      if (source.etag && !(await isVersion(from, source.key, source.etag))) {
+        throw new GatewayError('PreconditionFailed', `${source.bucket}/${source.key} changed during the copy`);
       }
       return await this.publish(temp, target.bucket, target.key, false);
     } catch (e) {
@@ -804,11 +798,9 @@ class LocalWriter implements ObjectWriter {
         });
         // Pinned to the version the caller saw, as S3's copy is by its ETag: a file replaced since (a
         // resume racing another upload, a cp whose source was overwritten) fails the upload instead.
-        const now = await fs.stat(source).catch(() => undefined);
-        if (!now || infoOf(base.info.key, now).etag !== base.info.etag) {
-          await fs.rm(this.temp, { force: true });
+        // The temp file goes with the upload, as when the copy itself fails (complete() or abort()).
+        if (!(await isVersion(source, base.info.key, base.info.etag).catch(() => false)))
           throw new GatewayError('PreconditionFailed', `${base.info.key} changed since it was opened`);
-        }
         await fs.truncate(this.temp, base.length);
         handle = await fs.open(this.temp, 'r+');
       } else {
@@ -840,6 +832,11 @@ class LocalWriter implements ObjectWriter {
 
 /** What an object's info is made of: a Stats, or the fields a commit on the event loop took. */
 type WrittenStat = Pick<Stats, 'size' | 'mtime' | 'mtimeMs' | 'ino' | 'isDirectory'>;
+
+/** Whether `file` is still the version `etag` names; a failed stat (the file gone) throws. */
+async function isVersion(file: string, key: string, etag: string): Promise<boolean> {
+  return infoOf(key, await fs.stat(file)).etag === etag;
+}
 
 function infoOf(key: string, st: WrittenStat): ObjectInfo {
   const size = st.isDirectory() ? 0 : st.size;
